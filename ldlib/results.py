@@ -1,0 +1,173 @@
+"""What a notebook reports: metrics (with the paper's number beside ours), claims, and figures.
+
+A notebook makes one :class:`Recorder` with the ``output_dir`` the runner injected and calls
+:meth:`Recorder.metric`, :meth:`Recorder.claim` and :meth:`Recorder.figure`; :meth:`Recorder.save` writes
+``metrics.json``. ``ldlib.runner`` adds the provenance record and builds ``summary.md`` from these files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+MATCHES = "matches"
+DIFFERS = "differs"
+NO_PAPER = "no paper number"
+
+
+@dataclass
+class Metric:
+    """One reproduced number. ``ci`` is a (low, high) confidence interval; ``paper`` the paper's number
+    for the same quantity (None if the paper has none) and ``source`` where it is printed. The verdict is
+    'matches' when the paper's number lies in our interval or within ``tolerance`` of our value."""
+
+    key: str
+    value: float
+    ci: tuple[float, float] | None = None
+    paper: float | None = None
+    source: str = ""
+    tolerance: float | None = None
+    unit: str = ""
+    note: str = ""
+    verdict: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.value = float(self.value)
+        if self.ci is not None:
+            self.ci = (float(self.ci[0]), float(self.ci[1]))
+        self.verdict = self._verdict()
+
+    def _verdict(self) -> str:
+        if self.paper is None:
+            return NO_PAPER
+        if self.ci is not None and self.ci[0] <= self.paper <= self.ci[1]:
+            return MATCHES
+        if self.tolerance is not None and abs(self.value - self.paper) <= self.tolerance:
+            return MATCHES
+        return DIFFERS
+
+
+@dataclass
+class Claim:
+    """A qualitative statement of the paper checked by a computation: ``agrees`` is our finding."""
+
+    key: str
+    paper_says: str
+    we_find: str
+    agrees: bool
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in metrics.json")
+
+
+class Recorder:
+    """Collects a notebook's metrics, claims and figures; writes nothing when ``output_dir`` is empty
+    (interactive use)."""
+
+    def __init__(self, output_dir: str | os.PathLike | None, notebook: str):
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.notebook = notebook
+        self.metrics: list[Metric] = []
+        self.claims: list[Claim] = []
+        self.figures: list[str] = []
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def metric(self, key: str, value: float, **kwargs) -> Metric:
+        if any(m.key == key for m in self.metrics):
+            raise ValueError(f"metric {key!r} recorded twice")
+        m = Metric(key, value, **kwargs)
+        if not math.isfinite(m.value):
+            raise ValueError(f"metric {key!r} is not finite: {m.value}")
+        self.metrics.append(m)
+        return m
+
+    def claim(self, key: str, paper_says: str, we_find: str, agrees: bool) -> Claim:
+        c = Claim(key, paper_says, we_find, bool(agrees))
+        self.claims.append(c)
+        return c
+
+    def figure(self, fig, name: str, dpi: int = 110) -> Path | None:
+        """Save ``fig`` as ``<name>.png``, show it in the notebook, and close it."""
+        import matplotlib.pyplot as plt
+
+        path = None
+        if self.output_dir is not None:
+            path = self.output_dir / f"{name}.png"
+            fig.savefig(path, dpi=dpi, bbox_inches="tight")
+            self.figures.append(path.name)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is not None:
+                display(fig)
+        except ImportError:
+            pass
+        plt.close(fig)
+        return path
+
+    def table(self) -> str:
+        """The recorded metrics as a Markdown table (ours, paper's, verdict)."""
+        return metrics_table([asdict(m) for m in self.metrics])
+
+    def save(self) -> Path | None:
+        if self.output_dir is None:
+            return None
+        payload = {
+            "notebook": self.notebook,
+            "metrics": [asdict(m) for m in self.metrics],
+            "claims": [asdict(c) for c in self.claims],
+            "figures": self.figures,
+        }
+        path = self.output_dir / "metrics.json"
+        atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default))
+        return path
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    if x is None:
+        return "—"
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.3e}"
+    return f"{x:.{digits}g}"
+
+
+def metrics_table(metrics: Sequence[dict]) -> str:
+    rows = ["| quantity | ours | 95% CI | paper (reference) | verdict | note |", "|---|---|---|---|---|---|"]
+    for m in metrics:
+        ci = f"[{fmt(m['ci'][0])}, {fmt(m['ci'][1])}]" if m.get("ci") else "—"
+        unit = f" {m['unit']}" if m.get("unit") else ""
+        paper = fmt(m.get("paper")) + (f" ({m['source']})" if m.get("source") and m.get("paper") is not None else "")
+        rows.append(f"| {m['key']} | {fmt(m['value'])}{unit} | {ci} | {paper} | {m['verdict']} | {m.get('note', '')} |")
+    return "\n".join(rows)
+
+
+def claims_table(claims: Sequence[dict]) -> str:
+    rows = ["| claim | the paper says | we find | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        rows.append(f"| {c['key']} | {c['paper_says']} | {c['we_find']} | {'agrees' if c['agrees'] else 'disagrees'} |")
+    return "\n".join(rows)

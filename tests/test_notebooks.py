@@ -1,0 +1,53 @@
+"""Every notebook, executed headless through papermill at the smoke profile (what CI runs)."""
+
+import json
+
+import nbformat
+import pytest
+
+from ldlib.experiments import NOTEBOOKS
+from ldlib.runner import reproduce
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    results = reproduce("smoke", results_dir=out, progress=False, log=lambda m: None)
+    return out / "smoke", results
+
+
+def test_all_notebooks_pass(smoke_run):
+    _, results = smoke_run
+    assert [r.name for r in results] == list(NOTEBOOKS)
+    failed = {r.name: r.error for r in results if not r.ok}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_notebook_outputs(smoke_run, name):
+    folder = smoke_run[0] / name
+    nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["metrics"] and metrics["claims"]
+    for fig in metrics["figures"]:
+        assert (folder / fig).stat().st_size > 5000
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "ok" and prov["parameters"]["profile"] == "smoke"
+    assert prov["versions"]["torch"] and prov["device"]["cpu_count"]
+
+
+def test_smoke_findings(smoke_run):
+    """The analytic notebooks' key findings hold even at smoke size."""
+    claims = {
+        c["key"]: c["agrees"]
+        for name in NOTEBOOKS
+        for c in json.loads((smoke_run[0] / name / "metrics.json").read_text())["claims"]
+    }
+    assert claims["sinc keeps N(0, I)"] is True
+    assert claims["bilinear noise is not Gaussian"] is False  # bilinear is linear: the paper's argument fails
+    summary = (smoke_run[0] / "summary.md").read_text()
+    assert all(f"## {name}" in summary for name in NOTEBOOKS)

@@ -1,0 +1,137 @@
+"""`ldlib reproduce`: validation before work, result folders, failures, no silent overwrite."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ldlib import cli
+from ldlib.experiments import NOTEBOOKS, PROFILES, NotebookSpec, Param, ParameterError
+from ldlib.runner import plan, reproduce
+
+NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def parameters_cell(path: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(cells[0].source).body
+        if isinstance(node, ast.Assign)
+    }
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_notebook_parameters_match_declaration(name):
+    spec = NOTEBOOKS[name]
+    cell = parameters_cell(NB_DIR / spec.filename)
+    assert set(cell) == set(spec.all_params())
+    # The notebook's own defaults are the default profile's values, so interactive use matches `reproduce`.
+    expected = spec.parameters("default")
+    assert {k: v for k, v in cell.items() if k not in ("output_dir",)} == {
+        k: v for k, v in expected.items() if k != "output_dir"
+    }
+    for profile in PROFILES:
+        spec.parameters(profile)  # every profile's values are valid
+
+
+def test_committed_notebooks_have_no_outputs():
+    for path in NB_DIR.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(profile="fast"), "unknown profile 'fast'; choose one of smoke, default, paper"),
+        (dict(profile="smoke", only=["99"]), "matches none"),
+        (dict(profile="smoke", only=["0"]), "matches several"),
+        (dict(profile="smoke", overrides=["n_feilds=3"]), "unknown parameter 'n_feilds'.*n_fields"),
+        (dict(profile="smoke", overrides=["n_fields=-3"]), "'n_fields' must be an integer in \\[8, 100000\\]; got -3"),
+        (dict(profile="smoke", overrides=["kinds=['sinc', 'box']"]), "'kinds' must be a list of items each one of sinc"),
+        (dict(profile="smoke", overrides=["factors=[3]"]), "'factors' must be a list of items each one of 2, 4, 8, 16"),
+        (dict(profile="smoke", overrides=["top_resolution=72", "factors=[16]"]), "16 does not divide top_resolution=72"),
+        (dict(profile="smoke", overrides=["resolutions=[32, 96]"]), "base times 1, 2 and/or 4"),
+        (dict(profile="smoke", overrides=["01_noise_scaling.resolutions=[8]"]), "unknown parameter 'resolutions' for notebook 01"),
+        (dict(profile="smoke", overrides=["seed"]), "NAME=VALUE"),
+        (dict(profile="smoke", overrides=["03_x.seed=1"]), "not selected"),
+    ],
+)
+def test_plan_rejects_bad_input(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        plan(**kwargs)
+
+
+def test_plan_applies_overrides_per_notebook():
+    jobs = dict((s.name, p) for s, p in plan("smoke", overrides=["seed=7", "02_schedule_shifting.n_t=5"]))
+    assert jobs["01_noise_scaling"]["seed"] == 7 and jobs["02_schedule_shifting"]["seed"] == 7
+    assert jobs["02_schedule_shifting"]["n_t"] == 5
+    assert [s.name for s, _ in plan("smoke", only=["02"])] == ["02_schedule_shifting"]
+
+
+def test_cli_fails_before_any_work(tmp_path, capsys):
+    rc = cli.main(["reproduce", "--profile", "smoke", "--results", str(tmp_path), "-p", "n_fields=0"])
+    assert rc == 2
+    assert "'n_fields' must be an integer" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--profile", "huge"])
+
+
+# A throw-away notebook that fails on request, to exercise the runner's bookkeeping.
+TOY = NotebookSpec(
+    name="toy",
+    title="toy notebook",
+    params={"fail": Param("int", "1 = raise", choices=(0, 1)), "value": Param("float", "metric")},
+    profiles={p: {"fail": 0, "value": 1.0} for p in PROFILES},
+)
+
+
+def write_toy(folder: Path) -> None:
+    params = nbformat.v4.new_code_cell('profile = "smoke"\noutput_dir = ""\nseed = 0\nfail = 0\nvalue = 1.0')
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "from ldlib.results import Recorder\n"
+        "rec = Recorder(output_dir, 'toy')\n"
+        "rec.metric('value', value, paper=1.0, tolerance=0.01)\n"
+        "rec.save()\n"
+        "assert not fail, 'asked to fail'\n"
+    )
+    nbformat.write(nbformat.v4.new_notebook(cells=[params, body]), folder / "toy.ipynb")
+
+
+def test_failure_keeps_partial_copy_and_earlier_results(tmp_path):
+    nbs, res = tmp_path / "nbs", tmp_path / "results"
+    nbs.mkdir()
+    write_toy(nbs)
+    run = dict(results_dir=res, notebooks_dir=nbs, registry={"toy": TOY}, progress=False, log=lambda m: None)
+
+    [ok] = reproduce("smoke", **run)
+    assert ok.ok
+    first = json.loads((res / "smoke/toy/provenance.json").read_text())
+    assert first["status"] == "ok" and first["parameters"]["fail"] == 0
+    assert set(first) >= {"git", "versions", "device", "seeds", "wall_time_s", "parameters"}
+    assert json.loads((res / "smoke/toy/metrics.json").read_text())["metrics"][0]["verdict"] == "matches"
+
+    [bad] = reproduce("smoke", overrides=["fail=1", "value=2.0"], **run)
+    assert not bad.ok and "asked to fail" in bad.error
+    failed = res / "smoke/toy.failed"
+    assert (failed / "toy.ipynb").exists() and json.loads((failed / "provenance.json").read_text())["status"] == "failed"
+    # the earlier successful result is untouched
+    assert json.loads((res / "smoke/toy/provenance.json").read_text()) == first
+    summary = (res / "smoke/summary.md").read_text()
+    assert "last run failed" in summary and "older results shown" in summary
+
+    [again] = reproduce("smoke", overrides=["value=2.0"], **run)
+    assert again.ok and not failed.exists()
+    assert json.loads((res / "smoke/.previous/toy/provenance.json").read_text()) == first
+    metric = json.loads((res / "smoke/toy/metrics.json").read_text())["metrics"][0]
+    assert metric["value"] == 2.0 and metric["verdict"] == "differs"
+    assert "| value | 2 |" in (res / "smoke/summary.md").read_text()
