@@ -156,18 +156,24 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def metrics_table(metrics: Sequence[dict]) -> str:
     rows = ["| quantity | ours | 95% CI | paper (reference) | verdict | note |", "|---|---|---|---|---|---|"]
     for m in metrics:
         ci = f"[{fmt(m['ci'][0])}, {fmt(m['ci'][1])}]" if m.get("ci") else "—"
         unit = f" {m['unit']}" if m.get("unit") else ""
         paper = fmt(m.get("paper")) + (f" ({m['source']})" if m.get("source") and m.get("paper") is not None else "")
-        rows.append(f"| {m['key']} | {fmt(m['value'])}{unit} | {ci} | {paper} | {m['verdict']} | {m.get('note', '')} |")
+        rows.append(f"| {_cell(m['key'])} | {fmt(m['value'])}{unit} | {ci} | {_cell(paper)} | {m['verdict']} "
+                    f"| {_cell(m.get('note', ''))} |")
     return "\n".join(rows)
 
 
 def claims_table(claims: Sequence[dict]) -> str:
     rows = ["| claim | the paper says | we find | verdict |", "|---|---|---|---|"]
     for c in claims:
-        rows.append(f"| {c['key']} | {c['paper_says']} | {c['we_find']} | {'agrees' if c['agrees'] else 'disagrees'} |")
+        verdict = "agrees" if c["agrees"] else "disagrees"
+        rows.append(f"| {_cell(c['key'])} | {_cell(c['paper_says'])} | {_cell(c['we_find'])} | {verdict} |")
     return "\n".join(rows)

@@ -33,3 +33,12 @@ def test_recorder_without_output_dir_saves_nothing():
     rec = Recorder("", "nb")
     rec.metric("x", 1.0)
     assert rec.save() is None
+
+
+def test_tables_escape_pipes():
+    from ldlib.results import claims_table, metrics_table
+
+    table = metrics_table([{"key": "a|b", "value": 1.0, "verdict": NO_PAPER, "note": "|x|"}])
+    assert table.splitlines()[-1].count(" | ") == 5
+    row = claims_table([{"key": "k", "paper_says": "p", "we_find": "|w|", "agrees": True}]).splitlines()[-1]
+    assert row.count(" | ") == 3
