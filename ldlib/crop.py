@@ -7,9 +7,13 @@ feature maps before each upsampling. A :class:`CropBox` is that square, stored a
 rescaled to any other that is an integer multiple or divisor of it.
 
 Consistency: cropping D(x0) equals D of the crop, pixel for pixel, except within one low-resolution pixel of
-the crop border, where the bilinear filter of the uncropped image reaches outside the crop. Noise for a
-cropped pyramid is drawn at the cropped top resolution and downsampled with ``ldlib.noise`` as usual: it
-is white, so a crop of noise is simply noise of the crop's size.
+the crop border, where the bilinear filter of the uncropped image reaches outside the crop. Training crops
+the full noise pyramid S(eps0, i) with the same boxes, so cropped and uncropped training see identically
+distributed inputs.
+
+With three or more resolutions the paper repeats the procedure "utilizing the previous resolution": each
+level's crop is a random square inside the previous level's crop (:func:`nested_crop_boxes`), so every
+cropped level has the same number of pixels.
 """
 
 from __future__ import annotations
@@ -52,6 +56,18 @@ class CropBox:
             raise ValueError(f"crop box {self} is not on the {resolution}px grid")
         return CropBox(self.top // f, self.left // f, self.size // f, resolution)
 
+    def relative_to(self, outer: "CropBox | None", size: int) -> "CropBox":
+        """This region in the frame of a feature map of ``size`` pixels covering ``outer`` (None: the whole
+        image at that size). Used inside the network to crop the previous level's features (step 5)."""
+        frame = outer if outer is not None else CropBox(0, 0, size, size)
+        if frame.size != size:
+            raise ValueError(f"feature map of {size}px does not cover crop {frame}")
+        inner = self.at(frame.resolution)
+        top, left = inner.top - frame.top, inner.left - frame.left
+        if top < 0 or left < 0 or top + inner.size > size or left + inner.size > size:
+            raise ValueError(f"crop {self} lies outside {frame}")
+        return CropBox(top, left, inner.size, size)
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Crop a ``(..., H, W)`` tensor at this box's resolution, or rescale the box to its size first."""
         if x.shape[-1] != x.shape[-2]:
@@ -80,3 +96,22 @@ def random_crop_box(
 def crop_levels(levels: Sequence[torch.Tensor], box: CropBox) -> list[torch.Tensor]:
     """Apply one box to every level of a pyramid (each level at its own resolution)."""
     return [box.apply(x) for x in levels]
+
+
+def nested_crop_boxes(
+    resolutions: Sequence[int], crop_size: int, generator: torch.Generator | None = None
+) -> list[CropBox | None]:
+    """Section 3.1 for a pyramid (base first): the base stays whole (None); level 1 gets a random
+    ``crop_size`` square at its resolution; every further level a random ``crop_size`` square inside the
+    previous level's crop, scaled up. Corners sit on even pixels, so each box is exact one level down."""
+    res = [int(r) for r in resolutions]
+    if len(res) < 2:
+        return [None] * len(res)
+    if crop_size % 2 or crop_size > res[1]:
+        raise ValueError(f"crop_size must be even and at most {res[1]}, got {crop_size}")
+    boxes: list[CropBox | None] = [None, random_crop_box(res[1], crop_size, generator, grid=2)]
+    for r in res[2:]:
+        outer = boxes[-1].at(r)  # the previous crop's region at this resolution, 2 * crop_size wide
+        inner = random_crop_box(outer.size, crop_size, generator, grid=2)
+        boxes.append(CropBox(outer.top + inner.top, outer.left + inner.left, crop_size, r))
+    return boxes

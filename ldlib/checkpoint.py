@@ -1,0 +1,127 @@
+"""Checkpoints: one folder per step, written atomically, loaded strictly.
+
+    <run>/step-00001000/
+        model.safetensors   network weights
+        ema.safetensors     EMA weights
+        state.pt            optimizer state, RNG states, step (tensors and plain values only;
+                            loaded with ``torch.load(weights_only=True)``, never arbitrary pickles)
+        config.json         model / diffusion / training configs
+    <run>/latest            name of the newest complete checkpoint
+
+A checkpoint folder appears only once complete (written under a temporary name, then renamed), so a kill
+during saving leaves the previous checkpoint intact. Loading checks the configs, the weights' names and
+shapes, and the files' integrity, and fails with a message that says what to do rather than loading part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import from_dict, to_dict
+from .results import atomic_write_text
+
+FILES = ("model.safetensors", "ema.safetensors", "state.pt", "config.json")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, corrupt, or made for another configuration."""
+
+
+def _state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, configs: dict, keep: int = 2) -> Path:
+    """Write checkpoint ``step`` under ``run_dir`` and point ``latest`` at it; keep the newest ``keep``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / f"step-{step:08d}"
+    tmp = run_dir / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(_state_dict(model), str(tmp / "model.safetensors"))
+    save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng}, tmp / "state.pt")
+    (tmp / "config.json").write_text(json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_text(run_dir / "latest", final.name + "\n")
+    for old in sorted(run_dir.glob("step-*"))[:-keep] if keep else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(run_dir).glob("step-*") if p.is_dir())
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run folder, or None."""
+    run_dir = Path(run_dir)
+    pointer = run_dir / "latest"
+    if pointer.exists():
+        path = run_dir / pointer.read_text().strip()
+        if path.is_dir():
+            return path
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def read_configs(ckpt: Path) -> dict:
+    ckpt = Path(ckpt)
+    try:
+        raw = json.loads((ckpt / "config.json").read_text())
+        return {k: from_dict(v) for k, v in raw.items()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{ckpt} is not a checkpoint (no config.json); pass a step-XXXXXXXX folder or a run folder") from None
+    except (json.JSONDecodeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{ckpt}/config.json is unreadable ({exc}); the checkpoint is corrupt") from None
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``module``, strictly (every tensor present with the right shape)."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is corrupt or unreadable ({exc}); delete that checkpoint folder and "
+                              f"resume from an earlier one") from None
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{path} does not fit this model: {len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} "
+            f"unexpected (e.g. {unexpected[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}). Was it "
+            f"trained with another preset or number of resolutions?"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def load_state(ckpt: Path) -> dict:
+    try:
+        return torch.load(Path(ckpt) / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CheckpointError(f"{ckpt}/state.pt is corrupt or not a trusted ldlib state file ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); delete that checkpoint folder and resume from an earlier one") from None
+
+
+def check_configs(ckpt: Path, **expected) -> dict:
+    """The checkpoint's configs, after checking those in ``expected`` are equal to them."""
+    configs = read_configs(ckpt)
+    for name, cfg in expected.items():
+        saved = configs.get(name)
+        if saved is not None and saved != cfg:
+            diff = {k: (getattr(saved, k), getattr(cfg, k)) for k in to_dict(cfg) if k != "type" and getattr(saved, k) != getattr(cfg, k)}
+            raise CheckpointError(f"{ckpt} was made with another {name} config; differing fields (saved, requested): {diff}. "
+                                  f"Use a new run folder, or the same settings to resume.")
+    return configs

@@ -1,0 +1,105 @@
+"""Sampling a layered model: DDIM (deterministic) and ancestral DDPM, with classifier-free guidance.
+
+The sampler keeps one state, at the top resolution, written as a clean-image estimate x_hat and a noise
+estimate eps_hat with z_top(t) = alpha_top(t) x_hat + sigma_top(t) eps_hat. Every resolution's input is then
+built exactly as in training (eq. 3), from that state and the same per-resolution schedules and noise rule:
+
+    z_i(t) = alpha_{t,i} D(x_hat, i) + sigma_{t,i} S(eps_hat, i)
+
+At t = 1, x_hat = 0 and eps_hat ~ N(0, I). Each step calls the network on (z_1..z_K, t), combines the
+conditional and unconditional predictions with the guidance scale, takes the top-resolution prediction as the
+new x_hat ("only the output convolution of the highest resolution is necessary", section 2.1), sets
+eps_hat = (z_top(t) - alpha_top(t) x_hat) / sigma_top(t), and moves the top state to the next time s:
+DDIM keeps eps_hat; DDPM draws z_top(s) from the Gaussian posterior q(z_s | z_t, x_hat) and re-derives eps_hat
+from it. With K = 1 both reduce to the usual samplers. The returned images are every head's last prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import DiffusionConfig
+from .device import autocast
+from .loss import schedule_of
+from .noise import noise_pyramid
+from .pyramid import image_pyramid
+from .text import TextBatch
+
+
+@dataclass
+class Samples:
+    images: list[torch.Tensor]  # every resolution's final prediction, base first, in [-1, 1]
+    trajectory: list[torch.Tensor] = field(default_factory=list)  # x_hat (top) after each step, if asked
+
+    @property
+    def top(self) -> torch.Tensor:
+        return self.images[-1]
+
+
+def _guided(model, z, t, text: TextBatch, guidance: float):
+    b = z[0].shape[0]
+    if guidance == 1.0:
+        keep = torch.ones(b, dtype=torch.bool, device=z[0].device)
+        return model(z, t, text.tokens, text.mask, text.pooled, keep)
+    zz = [torch.cat([v, v]) for v in z]
+    keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)]).to(z[0].device)
+    out = model(zz, torch.cat([t, t]), torch.cat([text.tokens] * 2), torch.cat([text.mask] * 2),
+                torch.cat([text.pooled] * 2), keep)
+    return [u + guidance * (c - u) for c, u in (o.float().chunk(2) for o in out)]
+
+
+@torch.no_grad()
+def sample(
+    model,
+    diffusion: DiffusionConfig,
+    text: TextBatch,
+    steps: int = 50,
+    guidance: float = 3.0,
+    method: str = "ddim",
+    seed: int = 0,
+    precision: str = "fp32",
+    trajectory: bool = False,
+) -> Samples:
+    """Sample one image per caption in ``text`` (already encoded); see the module docstring."""
+    if method not in ("ddim", "ddpm"):
+        raise ValueError(f"method must be 'ddim' or 'ddpm', got {method!r}")
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    device = next(model.parameters()).device
+    res = tuple(diffusion.resolutions)
+    sched = schedule_of(diffusion)
+    b, top = len(text), res[-1]
+    gen = torch.Generator().manual_seed(seed)
+    text = text.to(device)
+
+    def level_inputs(x_hat, eps_hat, t):
+        xs = image_pyramid(x_hat, res)
+        es = noise_pyramid(eps_hat, res, kind=diffusion.noise_kind, generator=gen_independent)
+        return [a * x + s * e for x, e, (a, s) in zip(xs, es, sched.alpha_sigma(t))]
+
+    # independent noise (the ablation) needs fresh lower-resolution draws; seeded too
+    gen_independent = torch.Generator(device=device).manual_seed(seed + 1)
+    x_hat = torch.zeros(b, 3, top, top, device=device)
+    eps_hat = torch.randn(b, 3, top, top, generator=gen).to(device)
+    times = torch.linspace(1.0, 0.0, steps + 1)
+    out, traj = None, []
+    for t_now, t_next in zip(times[:-1], times[1:]):
+        z = level_inputs(x_hat, eps_hat, t_now.to(device))
+        with autocast(device, precision):
+            out = _guided(model, z, t_now.expand(b).to(device), text, guidance)
+        x_hat = out[-1].float().clamp(-1, 1)
+        (a_t, s_t), (a_s, s_s) = sched.alpha_sigma(t_now)[-1], sched.alpha_sigma(t_next)[-1]
+        eps_hat = (z[-1] - a_t * x_hat) / s_t
+        if method == "ddpm" and t_next > 0:
+            a_ts = a_t / a_s
+            var_ts = s_t**2 - a_ts**2 * s_s**2
+            mean = (a_ts * s_s**2 / s_t**2) * z[-1] + (a_s * var_ts / s_t**2) * x_hat
+            std = (var_ts * s_s**2 / s_t**2).sqrt()
+            z_next = mean + std * torch.randn(x_hat.shape, generator=gen).to(device)
+            eps_hat = (z_next - a_s * x_hat) / s_s
+        if trajectory:
+            traj.append(x_hat.cpu())
+    images = [o.float().clamp(-1, 1).cpu() for o in out]
+    return Samples(images, traj)

@@ -1,0 +1,195 @@
+"""Training a layered model on eq. (3): AdamW, EMA, gradient clipping, checkpoints, resume.
+
+One training step, in data-flow order:
+
+    idx -> x0 (top resolution, in memory) and cached caption states
+    t ~ U[0, 1], eps0 ~ N(0, I) at the top resolution, caption dropped with cond_drop_prob
+    [strategic cropping: one nested crop plan for the batch, section 3.1]
+    ldlib.loss.training_inputs: z_i = alpha_{t,i} D(x0, i) + sigma_{t,i} S(eps0, i)
+    LayeredUNet(z, t, text) -> x_hat_i;  ldlib.loss.layered_loss -> backward -> clip -> AdamW -> EMA
+
+Every random draw comes from one seeded generator whose state is saved in each checkpoint, so a run
+resumed from a checkpoint continues exactly as if it had never stopped (on the CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, save_checkpoint
+from .config import DiffusionConfig, TrainConfig, UNetConfig
+from .crop import nested_crop_boxes
+from .data import CaptionedImages
+from .device import autocast, pick_device, resolve_precision
+from .loss import layered_loss, training_inputs
+from .network import LayeredUNet, build_model
+from .pyramid import downsample
+from .text import TextBatch
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    losses: list[float] = field(default_factory=list)
+    level_losses: list[list[float]] = field(default_factory=list)
+    images_per_s: float = float("nan")
+    checkpoint: Path | None = None
+    resumed_from: int = 0
+
+
+def prepare_images(data: CaptionedImages, resolution: int) -> CaptionedImages:
+    """The data at the model's top resolution (downsampled once, in memory, if it is larger)."""
+    if data.resolution == resolution:
+        return data
+    if data.resolution < resolution:
+        raise ValueError(f"the data is {data.resolution}px but the model's top resolution is {resolution}px")
+    small = downsample(data.images.float() / 127.5 - 1, resolution)
+    return CaptionedImages(((small.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8), data.captions, data.attributes)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    e = [p for p in ema.parameters()]
+    m = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(e, m, 1.0 - decay)
+
+
+def train(
+    model_cfg: UNetConfig,
+    diff_cfg: DiffusionConfig,
+    train_cfg: TrainConfig,
+    data: CaptionedImages,
+    text: TextBatch,
+    text_index: torch.Tensor,
+    run_dir: Path | str,
+    device: str | None = None,
+    resume: bool = True,
+    init: Callable[[LayeredUNet], None] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or resume) the run in ``run_dir``. ``text``/``text_index`` are the cached caption states and
+    each image's row in them (``ldlib.text.encode_unique``). ``init`` may initialise a fresh model (model
+    stacking). ``stop_after`` ends the loop early at that step, as an interruption would."""
+    if tuple(diff_cfg.resolutions) != tuple(model_cfg.resolutions):
+        raise ValueError(f"diffusion resolutions {diff_cfg.resolutions} != model resolutions {model_cfg.resolutions}")
+    run_dir = Path(run_dir)
+    dev = pick_device(device)
+    precision = resolve_precision(train_cfg.precision, dev)
+    data = prepare_images(data, model_cfg.resolutions[-1])
+
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg)
+    if init is not None:
+        init(model)
+    model.to(dev)
+    if dev.type == "cpu" and precision == "fp32":
+        model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
+    gen = torch.Generator().manual_seed(train_cfg.seed + 1)
+    step = 0
+
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is None and resume is False and any(run_dir.glob("step-*")):
+        raise FileExistsError(f"{run_dir} already holds checkpoints; resume, or choose a new run folder")
+    if ckpt is not None:
+        check_configs(ckpt, model=model_cfg, diffusion=diff_cfg)
+        load_weights(model, ckpt / "model.safetensors")
+        load_weights(ema, ckpt / "ema.safetensors")
+        state = load_state(ckpt)
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"]["train"])
+        torch.set_rng_state(state["rng"]["torch"])
+        step = int(state["step"])
+    result = TrainResult(run_dir, step, resumed_from=step)
+    if step >= train_cfg.steps:
+        result.checkpoint = ckpt
+        return result
+
+    model.train()
+    text_dev = text.to(dev)
+    index = text_index.to(dev)
+    configs = dict(model=model_cfg, diffusion=diff_cfg, train=train_cfg)
+    bar = tqdm(total=train_cfg.steps, initial=step, disable=not progress, desc=run_dir.name, unit="step")
+    t_start, images_seen = None, 0
+    last_good = ckpt
+    b = train_cfg.batch_size
+    while step < train_cfg.steps:
+        idx = torch.randint(len(data), (b,), generator=gen)
+        keep = torch.rand(b, generator=gen) >= train_cfg.cond_drop_prob
+        t = torch.rand(b, generator=gen)
+        eps0 = torch.randn((b, 3, data.resolution, data.resolution), generator=gen)
+        crops = nested_crop_boxes(model_cfg.resolutions, train_cfg.crop_size, gen) if train_cfg.crop_size else None
+
+        x0 = data.batch(idx, dev)
+        tb = text_dev[index[idx.to(dev)]]
+        t_dev = t.to(dev)
+        z, targets = training_inputs(x0, eps0.to(dev), t_dev, diff_cfg, crops)
+        if dev.type == "cpu" and precision == "fp32":
+            z = [v.contiguous(memory_format=torch.channels_last) for v in z]
+        with autocast(dev, precision):
+            pred = model(z, t_dev, tb.tokens, tb.mask, tb.pooled, keep.to(dev), crops)
+        loss, per_level = layered_loss(pred, targets, t_dev, diff_cfg)
+        value = loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            raise NonFiniteLoss(f"loss is {value} at step {step + 1} of {run_dir}; last good checkpoint: "
+                                f"{last_good or 'none'}. Lower the learning rate or use --precision fp32, then resume.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+        for group in opt.param_groups:
+            group["lr"] = train_cfg.lr * min(1.0, (step + 1) / max(1, train_cfg.warmup_steps))
+        opt.step()
+        ema_update(ema, model, min(train_cfg.ema_decay, (1 + step) / (10 + step)))
+        step += 1
+
+        result.losses.append(value)
+        result.level_losses.append([v.item() for v in per_level])
+        if t_start is None:
+            t_start = time.perf_counter()  # the first step pays for one-off set-up
+        else:
+            images_seen += b
+        if images_seen:
+            result.images_per_s = images_seen / (time.perf_counter() - t_start)
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{result.images_per_s:.1f}")
+        if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps:
+            rng = {"train": gen.get_state(), "torch": torch.get_rng_state()}
+            last_good = save_checkpoint(run_dir, step, model, ema, opt, rng, configs)
+            result.checkpoint = last_good
+        if stop_after is not None and step >= stop_after:
+            break
+    bar.close()
+    result.step = step
+    return result
+
+
+def load_model(ckpt: Path | str, use_ema: bool = True, device: str | None = None) -> tuple[LayeredUNet, dict]:
+    """A trained network (EMA weights by default) and the configs it was trained with."""
+    from .checkpoint import read_configs
+
+    ckpt = Path(ckpt)
+    if not (ckpt / "config.json").exists():
+        found = latest_checkpoint(ckpt)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in {ckpt}; train one with `ldlib train`")
+        ckpt = found
+    configs = read_configs(ckpt)
+    model = build_model(configs["model"])
+    load_weights(model, ckpt / ("ema.safetensors" if use_ema else "model.safetensors"))
+    return model.to(pick_device(device)).eval(), configs
