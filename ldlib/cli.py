@@ -50,6 +50,64 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .config import DiffusionConfig, TrainConfig, model_config
+    from .data import shapes_dataset
+    from .stacking import stack_from
+    from .text import encode_unique, make_encoder
+    from .train import train
+
+    mcfg = model_config(args.preset, levels=args.levels, single=args.single)
+    dcfg = DiffusionConfig.paper(mcfg.resolutions, noise_kind=args.noise, loss_weighting=args.loss_weighting)
+    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       crop_size=args.crop, checkpoint_every=args.checkpoint_every, precision=args.precision,
+                       text_encoder=args.text_encoder)
+    data = shapes_dataset(args.data_size, mcfg.resolutions[-1], seed=args.seed)
+    text, index = encode_unique(make_encoder(args.text_encoder), data.captions)
+    init = None
+    if args.init_from:
+        def init(model):
+            print(stack_from(model, args.init_from).summary())
+    result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet)
+    print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
+          f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .data import save_image_grid
+    from .sampler import sample
+    from .text import make_encoder
+    from .train import load_model
+
+    model, configs = load_model(args.checkpoint, device=args.device)
+    prompts = [p for p in args.prompt for _ in range(args.n)]
+    text = make_encoder(configs["train"].text_encoder).encode(prompts)
+    out = sample(model, configs["diffusion"], text, steps=args.steps, guidance=args.guidance, method=args.method,
+                 seed=args.seed)
+    stem = Path(args.out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    top = out.images[-1].shape[-1]
+    for img in out.images:
+        path = stem.with_name(f"{stem.stem}_{img.shape[-1]}px.png")
+        save_image_grid(img, path, nrow=args.n, scale_to=top)
+        print(path)
+    return 0
+
+
+def _flops(args: argparse.Namespace) -> int:
+    import json
+
+    from .flops import flops_table, table1_flops
+
+    flops = table1_flops(args.preset)
+    if args.json:
+        print(json.dumps(flops))
+    else:
+        print(flops_table(flops, args.preset))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ldlib", description="Layered diffusion (arXiv 2407.06079), reproduced.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list the notebooks, their parameters and per-profile values")
     lst.set_defaults(func=_list)
 
+    tr = sub.add_parser("train", help="train a layered (or single-resolution) model")
+    tr.add_argument("--preset", default="smoke", help="smoke | cpu16 | cpu32 | paper")
+    tr.add_argument("--levels", type=int, default=3, help="number of resolutions K (target = K-th of the preset)")
+    tr.add_argument("--single", action="store_true", help="the single-resolution baseline at the same target")
+    tr.add_argument("--data", choices=["shapes"], default="shapes")
+    tr.add_argument("--data-size", type=int, default=2048)
+    tr.add_argument("--steps", type=int, default=1000)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=2e-4)
+    tr.add_argument("--noise", choices=["sinc", "bilinear", "independent"], default="sinc")
+    tr.add_argument("--loss-weighting", choices=["uniform", "resolution", "area"], default="resolution")
+    tr.add_argument("--crop", type=int, help="strategic cropping: crop size in pixels (section 3.1)")
+    tr.add_argument("--init-from", type=Path, help="model stacking: a checkpoint with fewer resolutions")
+    tr.add_argument("--checkpoint-every", type=int, default=500)
+    tr.add_argument("--text-encoder", choices=["minilm", "hash"], default="minilm")
+    tr.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    tr.add_argument("--device")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_train)
+
+    sa = sub.add_parser("sample", help="sample images for prompts from a checkpoint; writes PNG grids")
+    sa.add_argument("--checkpoint", type=Path, required=True, help="a run folder or a step-XXXXXXXX folder")
+    sa.add_argument("--prompt", action="append", required=True)
+    sa.add_argument("--n", type=int, default=4, help="images per prompt")
+    sa.add_argument("--steps", type=int, default=50)
+    sa.add_argument("--guidance", type=float, default=3.0)
+    sa.add_argument("--method", choices=["ddim", "ddpm"], default="ddim")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--device")
+    sa.add_argument("--out", default="samples/grid.png", help="file stem; one PNG per resolution")
+    sa.set_defaults(func=_sample)
+
+    fl = sub.add_parser("flops", help="forward FLOPs per image of Table 1's models (meta device)")
+    fl.add_argument("--preset", default="paper")
+    fl.add_argument("--json", action="store_true")
+    fl.set_defaults(func=_flops)
+
     summ = sub.add_parser("summary", help="rebuild results/<profile>/summary.md from existing results")
     summ.add_argument("--profile", choices=PROFILES, default="default")
     summ.add_argument("--results", type=Path)
@@ -79,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, FileNotFoundError, RuntimeError) as exc:
+    except (ParameterError, FileNotFoundError, FileExistsError, RuntimeError, ValueError, ImportError) as exc:
         print(f"ldlib: error: {exc}", file=sys.stderr)
         return 2
 

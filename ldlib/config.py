@@ -115,13 +115,15 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16
-    compile: bool = False
+    text_encoder: str = "minilm"  # minilm (all-MiniLM-L6-v2) | hash (a test stand-in)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
         if not 0 <= self.cond_drop_prob < 1:
             raise ValueError("cond_drop_prob must be in [0, 1)")
+        if self.text_encoder not in ("minilm", "hash"):
+            raise ValueError(f"text_encoder must be minilm or hash, got {self.text_encoder!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 

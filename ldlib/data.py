@@ -177,3 +177,21 @@ def shapes_dataset(n: int, resolution: int, seed: int = 0) -> CaptionedImages:
     small = F.interpolate(batch, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
     as_uint8 = ((small.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return CaptionedImages(as_uint8, captions, attrs)
+
+
+def save_image_grid(images: torch.Tensor, path, nrow: int = 8, scale_to: int | None = None) -> None:
+    """Write ``(N, 3, H, W)`` images in [-1, 1] as one PNG grid (``scale_to`` resizes each tile, nearest)."""
+    from PIL import Image
+
+    x = images.detach().float().clamp(-1, 1)
+    if scale_to and x.shape[-1] != scale_to:
+        x = F.interpolate(x, size=(scale_to, scale_to), mode="nearest")
+    n, _, h, w = x.shape
+    rows = math.ceil(n / nrow)
+    cols = min(n, nrow)
+    grid = torch.ones(3, rows * (h + 2), cols * (w + 2))
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = x[i]
+    arr = ((grid + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(arr).save(path)

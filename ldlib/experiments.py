@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .config import PRESETS
 from .data import EXAMPLE_IMAGES
 from .noise import ANALYSIS_KINDS
 
@@ -190,6 +191,35 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
         ),
     ]
 }
+
+
+_PROMPTS = ["a large red circle", "a small blue striped square", "a large green triangle above a small yellow circle",
+            "a large purple striped square left of a small orange triangle"]
+NOTEBOOKS["05_table1"] = NotebookSpec(
+    name="05_table1",
+    title="Table 1: FLOPs of layered vs single-resolution models, and a trained layered model's samples",
+    params={
+        "flops_preset": Param("str", "preset whose FLOPs are compared with Table 1", choices=tuple(PRESETS)),
+        "preset": Param("str", "preset of the model trained here", choices=tuple(PRESETS)),
+        "levels": Param("int", "resolutions K of the trained layered model", low=1, high=3),
+        "steps": Param("int", "training steps", low=1),
+        "batch_size": Param("int", "images per step", low=1),
+        "lr": Param("float", "AdamW learning rate", low=0.0, high=1.0),
+        "data_size": Param("int", "images in the procedural shapes set", low=8),
+        "text_encoder": Param("str", "caption encoder", choices=("minilm", "hash")),
+        "prompts": Param("list[str]", "prompts of the sample grid"),
+        "sample_steps": Param("int", "DDIM steps", low=1, high=1000),
+        "guidance": Param("float", "classifier-free guidance scale", low=0.0, high=50.0),
+    },
+    profiles={
+        "smoke": dict(flops_preset="paper", preset="smoke", levels=3, steps=30, batch_size=8, lr=1e-3, data_size=64,
+                      text_encoder="minilm", prompts=_PROMPTS[:2], sample_steps=8, guidance=3.0),
+        "default": dict(flops_preset="paper", preset="cpu16", levels=3, steps=600, batch_size=32, lr=5e-4,
+                        data_size=2048, text_encoder="minilm", prompts=_PROMPTS, sample_steps=50, guidance=3.0),
+        "paper": dict(flops_preset="paper", preset="paper", levels=3, steps=20000, batch_size=32, lr=1e-4,
+                      data_size=4096, text_encoder="minilm", prompts=_PROMPTS, sample_steps=100, guidance=3.0),
+    },
+)
 
 
 def resolve_names(only: Sequence[str] | None, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> list[str]:

@@ -152,3 +152,36 @@ def survival_curves(t: np.ndarray, curves: Mapping[str, Mapping[int, np.ndarray]
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(level_losses: Sequence[Sequence[float]], resolutions: Sequence[int], smooth: int = 20):
+    """Per-resolution training MSE (moving average over ``smooth`` steps)."""
+    arr = np.asarray(level_losses, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    k = max(1, min(smooth, len(arr) // 5 or 1))
+    kernel = np.ones(k) / k
+    for i, res in enumerate(resolutions):
+        ax.plot(np.arange(k, len(arr) + 1), np.convolve(arr[:, i], kernel, mode="valid"), label=f"{res}px", color=f"C{i}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("x-prediction MSE")
+    ax.set_title("Training loss per resolution (eq. 3 terms, unweighted)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(images: Sequence[torch.Tensor], prompts: Sequence[str]):
+    """Samples: a row per prompt, a column per resolution (each head's output), shown at the same size."""
+    n, k = len(prompts), len(images)
+    fig, axes = plt.subplots(n, k, figsize=(2.3 * k, 2.4 * n), squeeze=False)
+    for r in range(n):
+        for c, level in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(to_display(level[r]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{level.shape[-1]}px output", fontsize=9)
+        axes[r, 0].set_ylabel("\n".join(prompts[r][i:i + 28] for i in range(0, len(prompts[r]), 28)), fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -53,6 +53,9 @@ class TextEncoder:
         except ImportError as exc:
             raise ImportError(f"transformers is needed for the text encoder: {INSTALL}") from exc
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         path = str(importlib.resources.files(PACKAGE) / "model")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval().to(device)
@@ -100,3 +103,12 @@ def encode_unique(encoder, captions: Sequence[str]) -> tuple[TextBatch, torch.Te
     unique = list(dict.fromkeys(captions))
     index = {c: i for i, c in enumerate(unique)}
     return encoder.encode(unique), torch.tensor([index[c] for c in captions], dtype=torch.long)
+
+
+def make_encoder(name: str, device: str | torch.device = "cpu"):
+    """The text encoder a run was configured with (``TrainConfig.text_encoder``)."""
+    if name == "minilm":
+        return TextEncoder(device=device)
+    if name == "hash":
+        return HashTextEncoder()
+    raise ValueError(f"unknown text encoder {name!r}; choose minilm or hash")

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, save_checkpoint
+from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, read_history, save_checkpoint
 from .config import DiffusionConfig, TrainConfig, UNetConfig
 from .crop import nested_crop_boxes
 from .data import CaptionedImages
@@ -41,6 +41,9 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """``losses``/``level_losses`` cover the whole run so far (earlier segments come from the checkpoint's
+    history); ``images_per_s`` is this invocation's training throughput."""
+
     run_dir: Path
     step: int
     losses: list[float] = field(default_factory=list)
@@ -116,6 +119,11 @@ def train(
         torch.set_rng_state(state["rng"]["torch"])
         step = int(state["step"])
     result = TrainResult(run_dir, step, resumed_from=step)
+    if ckpt is not None:
+        history = read_history(ckpt)
+        result.losses = list(history.get("losses", []))[:step]
+        result.level_losses = list(history.get("level_losses", []))[:step]
+        result.images_per_s = history.get("images_per_s", float("nan"))
     if step >= train_cfg.steps:
         result.checkpoint = ckpt
         return result
@@ -170,7 +178,9 @@ def train(
         bar.set_postfix(loss=f"{value:.4f}", img_s=f"{result.images_per_s:.1f}")
         if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps:
             rng = {"train": gen.get_state(), "torch": torch.get_rng_state()}
-            last_good = save_checkpoint(run_dir, step, model, ema, opt, rng, configs)
+            history = {"losses": result.losses, "level_losses": result.level_losses, "images_per_s": result.images_per_s,
+                       "precision": precision, "device": str(dev)}
+            last_good = save_checkpoint(run_dir, step, model, ema, opt, rng, configs, history=history)
             result.checkpoint = last_good
         if stop_after is not None and step >= stop_after:
             break

@@ -14,7 +14,12 @@ pytestmark = pytest.mark.notebooks
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    results = reproduce("smoke", results_dir=out, progress=False, log=lambda m: None)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LDLIB_CACHE", str(tmp_path_factory.mktemp("cache")))  # trained runs: fresh, not the user's cache
+    try:
+        results = reproduce("smoke", results_dir=out, progress=False, log=lambda m: None)
+    finally:
+        mp.undo()
     return out / "smoke", results
 
 

@@ -1,0 +1,70 @@
+"""Trained models shared between notebooks, cached by what determines them.
+
+A run's folder name carries a hash of its configs, its data specification and the source code of every
+module that shapes training (network, loss, noise, schedules, ...). The same request from another notebook
+finds the finished run and reuses it; a change of config or code gives a new hash, hence a fresh run.
+Interrupted runs resume from their last checkpoint. The cache lives in ``$LDLIB_CACHE`` or the clone's
+``.cache/ldlib/`` (git-ignored; checkpoints are never committed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .checkpoint import latest_checkpoint, read_history, load_state
+from .config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
+from .data import CaptionedImages, shapes_dataset
+from .text import encode_unique, make_encoder
+from .train import TrainResult, train
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Modules whose source decides what a training run produces.
+TRAINING_CODE = ("config", "crop", "data", "forward", "loss", "network", "noise", "pyramid", "schedules", "text", "train")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LDLIB_CACHE") or PACKAGE_DIR.parent / ".cache" / "ldlib")
+
+
+def code_fingerprint() -> str:
+    h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        h.update((PACKAGE_DIR / f"{name}.py").read_bytes())
+    return h.hexdigest()
+
+
+def make_data(spec: dict, resolution: int) -> CaptionedImages:
+    """The data set a run trains on, from its specification (``{"kind": "shapes", "n": ..., "seed": ...}``)."""
+    if spec.get("kind") == "shapes":
+        return shapes_dataset(int(spec["n"]), resolution, seed=int(spec.get("seed", 0)))
+    raise ValueError(f"unknown data specification {spec!r}; supported kinds: shapes")
+
+
+def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict) -> Path:
+    payload = json.dumps({"model": to_dict(model), "diffusion": to_dict(diffusion), "train": to_dict(training),
+                          "data": data, "code": code_fingerprint()}, sort_keys=True)
+    return cache_root() / "runs" / f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def trained_model(
+    name: str,
+    model: UNetConfig,
+    diffusion: DiffusionConfig,
+    training: TrainConfig,
+    data: dict,
+    progress: bool = True,
+    init=None,
+) -> TrainResult:
+    """Train the run described by the arguments, or return it from the cache if it is already done."""
+    run_dir = run_dir_for(name, model, diffusion, training, data)
+    done = latest_checkpoint(run_dir)
+    if done is not None and int(load_state(done)["step"]) >= training.steps:
+        history = read_history(done)
+        return TrainResult(run_dir, training.steps, history.get("losses", []), history.get("level_losses", []),
+                           history.get("images_per_s", float("nan")), done, training.steps)
+    images = make_data(data, model.resolutions[-1])
+    text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
+    return train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)
