@@ -192,3 +192,38 @@ def test_cli_train_and_sample(tmp_path, capsys):
     assert (tmp_path / "s" / "grid_32px.png").stat().st_size > 100
     assert cli.main(["sample", "--checkpoint", str(tmp_path / "nope"), "--prompt", "x"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+    """A real `ldlib train` process killed with SIGKILL after a checkpoint resumes to the same weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = [sys.executable, "-m", "ldlib.cli", "train", "--preset", "smoke", "--levels", "2", "--steps", "40",
+            "--batch-size", "4", "--data-size", "32", "--checkpoint-every", "5", "--text-encoder", "hash",
+            "--precision", "fp32", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base + ["--out", str(tmp_path / "straight")], check=True, env=env, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(base + ["--out", str(killed)], env=env)
+    deadline = time.time() + 120
+    while not (killed / "step-00000010").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("training finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    interrupted_at = latest_checkpoint(killed).name
+    assert interrupted_at != "step-00000040"
+    subprocess.run(base + ["--out", str(killed)], check=True, env=env, timeout=300)
+
+    mc = model_config("smoke", 2)
+    a, b = build_model(mc), build_model(mc)
+    load_weights(a, latest_checkpoint(tmp_path / "straight") / "model.safetensors")
+    load_weights(b, latest_checkpoint(killed) / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
