@@ -17,6 +17,15 @@ def inputs(cfg, b=2, sizes=None, seed=0):
     return z, torch.rand(b, generator=g), text
 
 
+def jittered(cfg, scale=0.02):
+    """A model whose zero-initialised output layers are made non-trivial, so every path carries signal."""
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for p in model.parameters():
+        p.data.add_(scale * torch.randn_like(p))
+    return model
+
+
 def run(model, z, t, text, **kw):
     return model(z, t, text.tokens, text.mask, text.pooled, **kw)
 
@@ -37,12 +46,8 @@ def test_shapes_and_same_class(levels, single):
 
 def test_isolated_downsampling():
     """The base output never depends on the higher-resolution inputs; the top output depends on all."""
-    torch.manual_seed(0)
     cfg = model_config("smoke", 3)
-    model = build_model(cfg).eval()
-    # make the zero-initialised output convolutions non-trivial so gradients flow everywhere
-    for p in model.parameters():
-        p.data.add_(0.01 * torch.randn_like(p))
+    model = jittered(cfg, 0.01)
     z, t, text = inputs(cfg)
     z = [v.requires_grad_(True) for v in z]
     out = run(model, z, t, text)
@@ -54,11 +59,8 @@ def test_isolated_downsampling():
 
 
 def test_text_conditioning_and_dropout_path():
-    torch.manual_seed(0)
     cfg = model_config("smoke", 2)
-    model = build_model(cfg).eval()
-    for p in model.parameters():
-        p.data.add_(0.02 * torch.randn_like(p))
+    model = jittered(cfg)
     z, t, text = inputs(cfg)
     a = run(model, z, t, text)[-1]
     other = HashTextEncoder().encode(["a purple triangle", "a yellow square"])
@@ -76,13 +78,13 @@ def test_cropped_path_matches_uncropped_inside():
 
     GroupNorm normalises with statistics of the whole (cropped) feature map, so a cropped pass can only
     approximate the full one; to pin the cropping geometry exactly we swap the norms for identities."""
-    torch.manual_seed(0)
     cfg = UNetConfig((32, 64, 128), (16, 32), (1, 1), (16, 8), (1, 0), (1,), head_channels=16)
     model = build_model(cfg).eval()
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.GroupNorm):
                 setattr(module, child_name, torch.nn.Identity())
+    torch.manual_seed(0)
     for p in model.parameters():
         p.data.add_(0.02 * torch.randn_like(p))
     z, t, text = inputs(cfg)
