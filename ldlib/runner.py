@@ -190,6 +190,7 @@ def run_notebook(
     # The kernel must be this interpreter (the one with ldlib installed), whatever PATH says.
     env_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
+    git = git_state()  # the code the notebook runs with, before anything can change it
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     error = ""
@@ -212,7 +213,7 @@ def run_notebook(
         "wall_time_s": round(wall, 2),
         "seeds": {"seed": params["seed"]},
         "parameters": {k: v for k, v in params.items() if k != "output_dir"},
-        "git": git_state(),
+        "git": git,
         "versions": library_versions(),
         "device": device_info(),
     }

@@ -9,9 +9,13 @@ from ldlib.data import shapes_dataset
 from ldlib.pyramid import downsample
 
 
+# The TF-Inception network runs at ~6 images/s on two CPU cores: the sets here are kept small.
+N = 24
+
+
 @pytest.fixture(scope="module")
 def real():
-    return shapes_dataset(96, 64, seed=0).images
+    return shapes_dataset(N, 64, seed=0).images
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +29,15 @@ def test_frechet_distance_gaussians():
     assert metrics.frechet_distance(mu, cov, mu, cov) == pytest.approx(0, abs=1e-9)
     # closed form for commuting covariances: ||dmu||^2 + sum (sqrt(a) - sqrt(b))^2
     assert metrics.frechet_distance(mu, 4 * cov, mu + 1, cov) == pytest.approx(4 + 4 * 1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [5, 40])
+def test_fast_frechet_matches_sqrtm(n):
+    rng = np.random.default_rng(n)
+    real, fake = rng.normal(size=(50, 12)), rng.normal(size=(n, 12)) * 1.3 + 0.2
+    mu, sig = metrics.gaussian_stats(real)
+    slow = metrics.frechet_distance(mu, sig, *metrics.gaussian_stats(fake))
+    assert metrics.frechet_distance_to(mu, sig, fake) == pytest.approx(slow, rel=1e-6)
 
 
 def test_fid_zero_on_itself_and_monotone_in_corruption(real, real_features):
@@ -42,7 +55,7 @@ def test_fid_zero_on_itself_and_monotone_in_corruption(real, real_features):
 def test_matches_torchmetrics(real, real_features):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    fake = shapes_dataset(96, 64, seed=1).images
+    fake = shapes_dataset(N, 64, seed=1).images
     fid = FrechetInceptionDistance(feature=metrics.inception())
     fid.update(real, real=True)
     fid.update(fake, real=False)
@@ -51,10 +64,10 @@ def test_matches_torchmetrics(real, real_features):
 
 
 def test_kid_and_is_behave(real_features):
-    kid_same, _ = metrics.kid_from_features(real_features, real_features, subsets=5, subset_size=48)
+    kid_same, _ = metrics.kid_from_features(real_features, real_features, subsets=5, subset_size=N)
     shifted = real_features + 0.5
-    kid_far, _ = metrics.kid_from_features(real_features, shifted, subsets=5, subset_size=48)
-    assert abs(kid_same) < 0.01 < kid_far
+    kid_far, _ = metrics.kid_from_features(real_features, shifted, subsets=5, subset_size=N)
+    assert abs(kid_same) < kid_far / 5
     uniform = np.zeros((100, 1000))
     assert metrics.inception_score_from_logits(uniform, 1)[0] == pytest.approx(1.0)
     peaked = np.full((100, 1000), -20.0)
@@ -71,8 +84,8 @@ def test_classifier_recognises_a_photo():
 
 
 def test_evaluate_reports_intervals(real, real_features):
-    fake = shapes_dataset(64, 64, seed=2).images
+    fake = shapes_dataset(N, 64, seed=2).images
     p = metrics.Protocol(reference="shapes seed 0", n_reference=len(real), n_generated=len(fake))
     s = metrics.evaluate(real, fake, p, n_boot=5, real_features=real_features)
-    assert s.fid_ci[0] <= s.fid <= s.fid_ci[1] * 1.5 and s.inception_score >= 1
-    assert s.protocol.as_dict()["n_generated"] == 64
+    assert s.fid_ci[0] < s.fid < s.fid_ci[1] and s.is_ci[0] < s.inception_score < s.is_ci[1]
+    assert s.inception_score >= 1 and s.protocol.as_dict()["n_generated"] == N
