@@ -41,7 +41,7 @@ def record_noise_findings(rec: Recorder, rows: Sequence[dict], eps0: torch.Tenso
         rec.metric(f"{p}: KS p-value vs N(0,1)", row["ks_pvalue"], note=f"< {ALPHA} rejects N(0,1)")
         rec.metric(f"{p}: excess kurtosis", row["excess_kurtosis"], note="0 for a Gaussian")
         rec.metric(f"{p}: corr. with top-noise block mean", row["shared_with_top"], note="0 for independent noise")
-    kinds = sorted({r["kind"] for r in rows}, key=[r["kind"] for r in rows].index)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
     factors = {r["factor"] for r in rows}
     gaps = {}
     if {2, 4} <= factors:

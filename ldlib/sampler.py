@@ -73,14 +73,14 @@ def sample(
     b, top = len(text), res[-1]
     gen = torch.Generator().manual_seed(seed)
     text = text.to(device)
+    # independent noise (the ablation) needs fresh lower-resolution draws; seeded too
+    gen_independent = torch.Generator(device=device).manual_seed(seed + 1)
 
     def level_inputs(x_hat, eps_hat, t):
+        """Eq. (3) applied to the current state: z_i = alpha_{t,i} D(x_hat, i) + sigma_{t,i} S(eps_hat, i)."""
         xs = image_pyramid(x_hat, res)
         es = noise_pyramid(eps_hat, res, kind=diffusion.noise_kind, generator=gen_independent)
         return [a * x + s * e for x, e, (a, s) in zip(xs, es, sched.alpha_sigma(t))]
-
-    # independent noise (the ablation) needs fresh lower-resolution draws; seeded too
-    gen_independent = torch.Generator(device=device).manual_seed(seed + 1)
     x_hat = torch.zeros(b, 3, top, top, device=device)
     eps_hat = torch.randn(b, 3, top, top, generator=gen).to(device)
     times = torch.linspace(1.0, 0.0, steps + 1)
