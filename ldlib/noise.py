@@ -17,6 +17,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .pyramid import check_resolutions
+
 #: The noises a layered model can be trained with (Table A.1 compares them).
 NOISE_KINDS = ("sinc", "bilinear", "independent")
 #: Also "bilinear_raw": the bilinear filter without the rescaling to unit variance (for analysis only).
@@ -157,14 +159,11 @@ def noise_pyramid(
 ) -> list[torch.Tensor]:
     """S(eps0, i) for every resolution of eq. (3), from top-resolution noise ``eps0`` of shape (..., R, R).
 
-    ``resolutions`` runs from the base up to the top, and the top must equal the noise's size (for a
-    crop, the sizes of the crops). The top level is ``noise`` itself; each lower level is derived from
+    ``resolutions`` runs from the base up to the top, and the top must equal the noise's size. The top level is ``noise`` itself; each lower level is derived from
     it directly (not from the next level up; for sinc the two agree exactly). ``generator`` seeds the
     draws of ``kind="independent"``.
     """
-    resolutions = [int(r) for r in resolutions]
-    if not resolutions or sorted(resolutions) != resolutions or len(set(resolutions)) != len(resolutions):
-        raise ValueError(f"resolutions must be strictly increasing from base to top, got {resolutions}")
+    resolutions = check_resolutions(resolutions)
     top = resolutions[-1]
     if noise.shape[-1] != top or noise.shape[-2] != top:
         raise ValueError(
@@ -173,7 +172,5 @@ def noise_pyramid(
         )
     levels = []
     for r in resolutions:
-        if top % r:
-            raise ValueError(f"resolution {r} does not divide the top resolution {top}")
         levels.append(noise if r == top else downsample_noise(noise, top // r, kind, generator))
     return levels

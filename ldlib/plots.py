@@ -13,7 +13,7 @@ from scipy import stats
 from .data import to_display
 from .noise import axis_weights, downsample_noise
 from .noise_stats import autocorrelation, radial_power_spectrum
-from .schedules import LayeredSchedule, alpha_sigma
+from .schedules import LayeredSchedule
 
 KIND_COLOURS = {"sinc": "C0", "bilinear": "C1", "bilinear_raw": "C3", "independent": "C2"}
 

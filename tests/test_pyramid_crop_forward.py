@@ -1,6 +1,5 @@
 """D(x0, i), strategic cropping (section 3.1) and the forward process of eq. (3)."""
 
-import math
 
 import pytest
 import torch
