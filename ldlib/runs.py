@@ -37,10 +37,17 @@ def code_fingerprint() -> str:
 
 
 def make_data(spec: dict, resolution: int) -> CaptionedImages:
-    """The data set a run trains on, from its specification (``{"kind": "shapes", "n": ..., "seed": ...}``)."""
-    if spec.get("kind") == "shapes":
+    """The data set a run trains on, from its specification: ``{"kind": "shapes", "n": ..., "seed": ...}``
+    or any ``ldlib.datasets`` source, e.g. ``{"kind": "emoji3d", "split": "train"}``."""
+    kind = spec.get("kind")
+    if kind == "shapes":
         return shapes_dataset(int(spec["n"]), resolution, seed=int(spec.get("seed", 0)))
-    raise ValueError(f"unknown data specification {spec!r}; supported kinds: shapes")
+    from .datasets import DATASETS, load_dataset
+
+    if kind in DATASETS:
+        rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
+        return load_dataset(kind, spec.get("split", "train"), resolution, **rest)
+    raise ValueError(f"unknown data specification {spec!r}; kinds: {', '.join(DATASETS)}")
 
 
 def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict) -> Path:
