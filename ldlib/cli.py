@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
     except (ParameterError, FileNotFoundError, FileExistsError, RuntimeError, ValueError, ImportError, OSError) as exc:
         print(f"ldlib: error: {exc}", file=sys.stderr)
         return 2
