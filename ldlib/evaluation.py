@@ -3,7 +3,8 @@ reference set, an IS-style score, and text alignment, each with its uncertainty 
 
     prompts (captions of the reference set) -> ldlib.sampler.sample (seeded, batched) -> images
     images vs reference -> ldlib.metrics (FID, KID, IS-style, bootstrap intervals)
-    images vs prompts   -> ldlib.alignment (shapes: attribute accuracy)
+    images vs prompts   -> ldlib.alignment (shapes: attribute accuracy) or ldlib.retrieval (captioned data:
+                           top-1 retrieval accuracy of the prompt among other reference captions)
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from .alignment import AttributeClassifier, attribute_accuracy
 from .config import DiffusionConfig
 from .data import CaptionedImages
 from .pyramid import downsample
+from .retrieval import ImageTextMatcher, retrieval_accuracy
 from .sampler import sample
+from .text import encode_unique
 
 
 @dataclass
@@ -61,11 +64,13 @@ def evaluate_model(
     guidance: float = 3.0,
     seed: int = 0,
     classifier: AttributeClassifier | None = None,
+    matcher: ImageTextMatcher | None = None,
     reference_features: np.ndarray | None = None,
     n_boot: int = 50,
     progress: bool = True,
 ) -> Evaluation:
-    """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) and score them."""
+    """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) and score them.
+    Alignment uses ``classifier`` on shapes (attributes known), else ``matcher`` (retrieval accuracy)."""
     idx = [i % len(reference) for i in range(n_samples)]
     prompts = [reference.captions[i] for i in idx]
     fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress)
@@ -82,6 +87,10 @@ def evaluate_model(
     if classifier is not None and reference.attributes and "objects" in reference.attributes[0]:
         result = attribute_accuracy(classifier, fake, [reference.attributes[i] for i in idx])
         alignment, ci = result.accuracy, _binomial_ci(result.accuracy, n_samples)
+    elif matcher is not None:
+        text, index = encode_unique(encoder, reference.captions)
+        alignment = retrieval_accuracy(matcher, fake, text, index[torch.tensor(idx)], seed=seed)
+        ci = _binomial_ci(alignment, n_samples)
     return Evaluation(scores, alignment, ci, fake)
 
 

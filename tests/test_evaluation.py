@@ -27,3 +27,21 @@ def test_evaluate_a_tiny_model(tmp_path):
     assert 0 <= row["alignment"] <= 1 and row["alignment_ci"][0] <= row["alignment"] <= row["alignment_ci"][1]
     assert ev.scores.protocol.n_generated == 16 and ev.scores.protocol.sampler_steps == 3
     assert np.isfinite(row["kid"]) and row["is_efficientnet"] >= 1
+
+
+def test_retrieval_alignment_for_captioned_data(tmp_path):
+    from ldlib.retrieval import train_matcher
+
+    data = shapes_dataset(64, 32, seed=0)
+    enc = HashTextEncoder()
+    text, index = encode_unique(enc, data.captions)
+    mc = model_config("smoke", 2)
+    tc = TrainConfig(steps=3, batch_size=8, text_encoder="hash", precision="fp32")
+    train(mc, DiffusionConfig.paper(mc.resolutions), tc, data, text, index, tmp_path / "run", progress=False)
+    model, cfgs = load_model(tmp_path / "run")
+    matcher = train_matcher(data.images, text, index, steps=20, size=32)
+    reference = shapes_dataset(12, 32, seed=7)
+    reference.attributes = []  # as for real captioned data: no attributes, so the matcher is used
+    ev = evaluate_model(model, cfgs["diffusion"], enc, reference, n_samples=12, steps=2, matcher=matcher,
+                        n_boot=3, progress=False)
+    assert 0 <= ev.alignment <= 1 and ev.alignment_ci[0] <= ev.alignment <= ev.alignment_ci[1]
