@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import COLOURS, SHAPES, SIZES, TEXTURES, CaptionedImages, shapes_dataset
+from .data import COLOURS, SHAPES, SIZES, TEXTURES, CaptionedImages, shapes_dataset, to_float
 
 #: attribute -> its classes; index 0 of every object attribute means "no such object".
 HEADS = {
@@ -51,7 +51,7 @@ class AttributeClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``images``: uint8 or [-1, 1] float ``(N, 3, H, W)``, any size (resized to 64)."""
-        x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+        x = to_float(images)
         if x.shape[-1] != INPUT_SIZE:
             x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
         h = self.features(x)

@@ -34,8 +34,21 @@ def _skimage_data_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
-def load_rgb(path: Path) -> torch.Tensor:
-    """Read an image file to a (3, H, W) float tensor in [-1, 1] (alpha, if any, composited on white)."""
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] to uint8 [0, 255] (uint8 passes through): how image sets are stored."""
+    if images.dtype == torch.uint8:
+        return images
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to floats in [-1, 1], the range every model works in (floats pass through)."""
+    return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images.float()
+
+
+def load_rgb(path) -> torch.Tensor:
+    """Read an image (a path or a binary file object) to a (3, H, W) float tensor in [-1, 1]; alpha, if
+    any, is composited on white."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -107,7 +120,7 @@ class CaptionedImages:
 
     def batch(self, idx: torch.Tensor, device=None) -> torch.Tensor:
         """Images ``idx`` as floats in [-1, 1]."""
-        return self.images[idx].to(device).float() / 127.5 - 1.0
+        return to_float(self.images[idx].to(device))
 
 
 SHAPES = ("circle", "square", "triangle")
@@ -175,8 +188,7 @@ def shapes_dataset(n: int, resolution: int, seed: int = 0) -> CaptionedImages:
         images.append(canvas)
     batch = torch.stack(images) / 127.5 - 1
     small = F.interpolate(batch, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-    as_uint8 = ((small.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return CaptionedImages(as_uint8, captions, attrs)
+    return CaptionedImages(to_uint8(small), captions, attrs)
 
 
 def save_image_grid(images: torch.Tensor, path, nrow: int = 8, scale_to: int | None = None) -> None:
@@ -193,5 +205,5 @@ def save_image_grid(images: torch.Tensor, path, nrow: int = 8, scale_to: int | N
     for i in range(n):
         r, c = divmod(i, nrow)
         grid[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = x[i]
-    arr = ((grid + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    arr = to_uint8(grid).permute(1, 2, 0).numpy()
     Image.fromarray(arr).save(path)

@@ -26,11 +26,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import CaptionedImages, center_square, shapes_dataset
+from .data import CaptionedImages, center_square, load_rgb, shapes_dataset, to_uint8
 
 EMOJI_TARBALL = ("@lobehub/fluent-emoji-3d@1.1.0", "lobehub-fluent-emoji-3d-1.1.0.tgz",
                  "c1bb7eee7de090205a232518a9ab4adb3df458bfbe8a1f78232991194c8b2e58")
@@ -113,6 +112,8 @@ def _is_validation(concept: str) -> bool:
 
 
 def load_emoji3d(split: str = "train", resolution: int = 64, home: Path | None = None) -> CaptionedImages:
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be train, val or all, got {split!r}")
     folder = (home or data_home()) / "emoji3d"
     images_tgz, names_tgz = folder / EMOJI_TARBALL[1], folder / EMOJI_NAMES[1]
     cache = folder / f"decoded-{resolution}.safetensors"
@@ -122,8 +123,6 @@ def load_emoji3d(split: str = "train", resolution: int = 64, home: Path | None =
             if not path.exists():
                 raise DatasetError(f"{path} not found: run `ldlib fetch emoji3d` (or `make data`)")
         captions = emoji_captions(names_tgz)
-        from PIL import Image
-
         imgs, caps, attrs = [], [], []
         try:
             with tarfile.open(images_tgz) as tf:
@@ -133,12 +132,8 @@ def load_emoji3d(split: str = "train", resolution: int = 64, home: Path | None =
                     code = _normalise_code(Path(member.name).stem)
                     if code not in captions:
                         continue  # 17 of 3,391 files have no name in either source
-                    with Image.open(io.BytesIO(tf.extractfile(member).read())) as im:
-                        rgba = im.convert("RGBA")
-                    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    rgb = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.float32)
-                    x = torch.from_numpy(rgb).permute(2, 0, 1) / 127.5 - 1
-                    imgs.append(((center_square(x, resolution) + 1) * 127.5).round().to(torch.uint8))
+                    x = load_rgb(io.BytesIO(tf.extractfile(member).read()))
+                    imgs.append(to_uint8(center_square(x, resolution)))
                     caption, concept = captions[code]
                     caps.append(caption)
                     attrs.append({"code": code, "concept": concept})
@@ -152,8 +147,6 @@ def load_emoji3d(split: str = "train", resolution: int = 64, home: Path | None =
     except Exception as exc:
         raise DatasetError(f"decoded cache {cache} is corrupt ({exc}); delete it to rebuild") from None
     keep = [i for i, a in enumerate(info["attributes"]) if split == "all" or (split == "val") == _is_validation(a["concept"])]
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be train, val or all, got {split!r}")
     idx = torch.tensor(keep, dtype=torch.long)
     return CaptionedImages(images[idx], [info["captions"][i] for i in keep], [info["attributes"][i] for i in keep])
 
@@ -162,17 +155,15 @@ def load_emoji3d(split: str = "train", resolution: int = 64, home: Path | None =
 
 
 def _read_image(path: Path, resolution: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if not path.exists():
         raise DatasetError(f"image {path} is missing")
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
+        x = load_rgb(path)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"image {path} is unreadable ({exc})") from None
-    x = torch.from_numpy(rgb).permute(2, 0, 1) / 127.5 - 1
-    return ((center_square(x, resolution) + 1) * 127.5).round().to(torch.uint8)
+    return to_uint8(center_square(x, resolution))
 
 
 def load_coco(annotations: Path | str, images: Path | str, resolution: int = 256, limit: int | None = None,

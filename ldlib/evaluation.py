@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .alignment import AttributeClassifier, attribute_accuracy
 from .config import DiffusionConfig
-from .data import CaptionedImages
+from .data import CaptionedImages, to_float, to_uint8
 from .pyramid import downsample
 from .retrieval import ImageTextMatcher, retrieval_accuracy
 from .sampler import sample
@@ -45,7 +45,7 @@ def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], ste
     out = []
     for j, i in enumerate(tqdm(range(0, len(prompts), batch_size), disable=not progress, desc="sampling")):
         text = encoder.encode(prompts[i : i + batch_size])
-        out.append(metrics.to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top))
+        out.append(to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top))
     return torch.cat(out)
 
 
@@ -76,7 +76,7 @@ def evaluate_model(
     fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress)
     real = reference.images
     if real.shape[-1] != fake.shape[-1]:
-        real = metrics.to_uint8(downsample(real.float() / 127.5 - 1, fake.shape[-1]))
+        real = to_uint8(downsample(to_float(real), fake.shape[-1]))
     protocol = metrics.Protocol(
         reference=f"{len(real)} reference images at {real.shape[-1]}px", n_reference=len(real), n_generated=n_samples,
         prompts="the reference captions, in order, cycled", seeds=f"batch j uses seed {seed} + j",

