@@ -173,7 +173,10 @@ def load_coco(annotations: Path | str, images: Path | str, resolution: int = 256
     try:
         data = json.loads(annotations.read_text())
     except FileNotFoundError:
-        raise DatasetError(f"COCO annotations {annotations} not found; download MS-COCO captions and pass its path") from None
+        raise DatasetError(
+            f"COCO annotations {annotations} not found; put MS-COCO 2014 there (annotations/captions_<split>2014.json "
+            f"and <split>2014/ images) or point data_root at your copy"
+        ) from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{annotations} is not valid JSON ({exc})") from None
     for key in ("images", "annotations"):
@@ -247,6 +250,13 @@ def load_dataset(name: str, split: str = "train", resolution: int = 64, **kwargs
     if name == "emoji3d":
         return load_emoji3d(split, resolution, **kwargs)
     if name == "coco":
+        root = kwargs.pop("root", None)
+        if root is not None:  # the standard layout: annotations/captions_<split>2014.json, <split>2014/
+            part = {"train": "train", "val": "val"}.get(split)
+            if part is None:
+                raise ValueError(f"coco split must be train or val, got {split!r}")
+            kwargs.setdefault("annotations", Path(root) / "annotations" / f"captions_{part}2014.json")
+            kwargs.setdefault("images", Path(root) / f"{part}2014")
         return load_coco(resolution=resolution, **kwargs)
     if name == "folder":
         return load_folder(resolution=resolution, **kwargs)

@@ -98,3 +98,16 @@ def scores_row(name: str, ev: Evaluation) -> dict:
     """A flat record for tables and metrics.json."""
     return {"model": name, **{k: v for k, v in ev.as_dict().items() if k != "protocol"}}
 
+
+
+def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dict[str, list[float]], seed: int = 0,
+                      progress: bool = True) -> dict[str, list[float]]:
+    """FID between one random half of the reference (``metrics.split_halves``) and the other half degraded
+    at each level. Level 0 would give the split-half floor (``metrics.half_split_floor``); a sound metric
+    grows with every step of corruption."""
+    a, b = metrics.split_halves(len(reference), seed)
+    mu, sigma = metrics.gaussian_stats(features[a])
+    return {kind: [metrics.frechet_distance_to(mu, sigma, metrics.extract(
+                metrics.inception(), metrics.corrupt(reference[b], kind, v, seed=seed), progress=progress))
+                for v in values]
+            for kind, values in levels.items()}

@@ -193,32 +193,49 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
 }
 
 
-_PROMPTS = ["a large red circle", "a small blue striped square", "a large green triangle above a small yellow circle",
-            "a large purple striped square left of a small orange triangle"]
+def _dataset_root(p: Mapping[str, Any]) -> None:
+    if p["dataset"] in ("coco", "folder") and not p["data_root"]:
+        raise ParameterError(f"parameter 'data_root' must name the {p['dataset']} folder when dataset={p['dataset']!r}")
+
+
 NOTEBOOKS["05_table1"] = NotebookSpec(
     name="05_table1",
-    title="Table 1: FLOPs of layered vs single-resolution models, and a trained layered model's samples",
+    title="Table 1: layered vs single-resolution models on FLOPs, FID, KID, IS and text alignment",
     params={
         "flops_preset": Param("str", "preset whose FLOPs are compared with Table 1", choices=tuple(PRESETS)),
-        "preset": Param("str", "preset of the model trained here", choices=tuple(PRESETS)),
-        "levels": Param("int", "resolutions K of the trained layered model", low=1, high=3),
-        "steps": Param("int", "training steps", low=1),
+        "preset": Param("str", "preset of the five models trained here", choices=tuple(PRESETS)),
+        "dataset": Param("str", "captioned training data (validation split is the FID reference)",
+                         choices=("shapes", "emoji3d", "coco", "folder")),
+        "data_root": Param("str", "folder of the coco (2014 layout) or folder data set", nonempty=False),
+        "data_size": Param("int", "images in the procedural shapes set (shapes only)", low=8),
+        "n_reference": Param("int", "held-out shapes images in the reference set (shapes only)", low=4),
+        "budget_images": Param("int", "images seen in training by every model (equal budget)", low=1),
         "batch_size": Param("int", "images per step", low=1),
         "lr": Param("float", "AdamW learning rate", low=0.0, high=1.0),
-        "data_size": Param("int", "images in the procedural shapes set", low=8),
         "text_encoder": Param("str", "caption encoder", choices=("minilm", "hash")),
-        "prompts": Param("list[str]", "prompts of the sample grid"),
+        "n_samples": Param("int", "generated images per model for FID/KID/IS/alignment", low=4),
         "sample_steps": Param("int", "DDIM steps", low=1, high=1000),
         "guidance": Param("float", "classifier-free guidance scale", low=0.0, high=50.0),
+        "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
+        "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
+        "noise_levels": Param("list[float]", "noise std of the FID sanity curve", low=0.0, high=4.0, nonempty=False),
+        "blur_levels": Param("list[float]", "down-up factors of the FID sanity curve", low=1.0, high=64.0,
+                             nonempty=False),
     },
     profiles={
-        "smoke": dict(flops_preset="paper", preset="smoke", levels=3, steps=30, batch_size=8, lr=1e-3, data_size=64,
-                      text_encoder="minilm", prompts=_PROMPTS[:2], sample_steps=8, guidance=3.0),
-        "default": dict(flops_preset="paper", preset="cpu16", levels=3, steps=600, batch_size=32, lr=5e-4,
-                        data_size=2048, text_encoder="minilm", prompts=_PROMPTS, sample_steps=50, guidance=3.0),
-        "paper": dict(flops_preset="paper", preset="paper", levels=3, steps=20000, batch_size=32, lr=1e-4,
-                      data_size=4096, text_encoder="minilm", prompts=_PROMPTS, sample_steps=100, guidance=3.0),
+        "smoke": dict(flops_preset="paper", preset="smoke", dataset="shapes", data_root="", data_size=64,
+                      n_reference=32, budget_images=24, batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16,
+                      sample_steps=4, guidance=3.0, n_boot=10, judge_steps=20, noise_levels=[0.2], blur_levels=[4.0]),
+        "default": dict(flops_preset="paper", preset="cpu16", dataset="emoji3d", data_root="", data_size=2048,
+                        n_reference=1000, budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm",
+                        n_samples=256, sample_steps=25, guidance=3.0, n_boot=50, judge_steps=600,
+                        noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
+        "paper": dict(flops_preset="paper", preset="paper", dataset="coco", data_root="data/coco", data_size=2048,
+                      n_reference=1000, budget_images=640_000, batch_size=32, lr=1e-4, text_encoder="minilm",
+                      n_samples=10_000, sample_steps=100, guidance=3.0, n_boot=50, judge_steps=3000,
+                      noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0, 8.0]),
     },
+    cross_checks=(_dataset_root,),
 )
 
 

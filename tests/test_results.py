@@ -42,3 +42,13 @@ def test_tables_escape_pipes():
     assert table.splitlines()[-1].count(" | ") == 5
     row = claims_table([{"key": "k", "paper_says": "p", "we_find": "|w|", "agrees": True}]).splitlines()[-1]
     assert row.count(" | ") == 3
+
+
+def test_unresolved_claims_and_interval_order():
+    from ldlib.results import Recorder, claims_table, ordered
+
+    assert ordered((0, 1), (2, 3)) == -1 and ordered((2, 3), (0, 1)) == 1 and ordered((0, 2), (1, 3)) == 0
+    rec = Recorder(None, "t")
+    c = rec.claim("k", "p", "w", None)
+    assert c.verdict == "unresolved" and c.agrees is None
+    assert claims_table([{"key": "k", "paper_says": "p", "we_find": "w", "agrees": None}]).endswith("| unresolved |")
