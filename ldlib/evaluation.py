@@ -9,20 +9,26 @@ reference set, an IS-style score, and text alignment, each with its uncertainty 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import metrics
-from .alignment import AttributeClassifier, attribute_accuracy
+from .alignment import AttributeClassifier, attribute_accuracy, train_classifier
 from .config import DiffusionConfig
 from .data import CaptionedImages, to_float, to_uint8
+from .datasets import load_dataset
 from .pyramid import downsample
-from .retrieval import ImageTextMatcher, retrieval_accuracy
+from .results import atomic_write_text
+from .retrieval import ImageTextMatcher, retrieval_accuracy, train_matcher
+from .runs import make_data
 from .sampler import sample
-from .text import encode_unique
+from .text import encode_unique, make_encoder
 
 
 @dataclass
@@ -31,6 +37,13 @@ class Evaluation:
     alignment: float | None
     alignment_ci: tuple[float, float] | None
     samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution
+
+    @classmethod
+    def from_dict(cls, d: dict, samples: torch.Tensor) -> "Evaluation":
+        ci = lambda v: tuple(v) if v is not None else None  # noqa: E731
+        scores = metrics.Scores(d["fid"], ci(d["fid_ci"]), d["kid"], ci(d["kid_ci"]), d["is_efficientnet"],
+                                ci(d["is_ci"]), metrics.Protocol(**d["protocol"]))
+        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples)
 
     def as_dict(self) -> dict:
         s = self.scores
@@ -111,3 +124,148 @@ def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dic
                 metrics.inception(), metrics.corrupt(reference[b], kind, v, seed=seed), progress=progress))
                 for v in values]
             for kind, values in levels.items()}
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def data_spec(dataset: str, seed: int = 0, data_size: int = 2048, root: str = "") -> dict:
+    """The training data of every row, as the run cache keys it (``ldlib.runs.make_data``).
+    ``root`` is the data set's folder for ``coco`` (standard 2014 layout) and ``folder``."""
+    if dataset == "shapes":
+        return {"kind": "shapes", "n": data_size, "seed": seed}
+    spec = {"kind": dataset, "split": "train"}
+    if dataset in ("coco", "folder"):
+        if not root:
+            raise ValueError(f"data set {dataset!r} needs its folder: set data_root")
+        spec["root"] = root
+    return spec
+
+
+def reference_sets(spec: dict, resolutions, n_reference: int = 1000) -> dict[int, CaptionedImages]:
+    """The real images FID/KID compare against, per resolution: the validation split of ``spec``'s data set
+    (held-out seeds for ``shapes``, ``n_reference`` of them; a folder serves as its own reference)."""
+    kind = spec["kind"]
+    out = {}
+    for res in resolutions:
+        if kind == "shapes":
+            out[res] = load_dataset("shapes", "val", res, n=n_reference, seed=spec.get("seed", 0))
+        elif kind == "folder":
+            out[res] = load_dataset("folder", "train", res, root=spec["root"])
+        else:
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
+            out[res] = load_dataset(kind, "val", res, **rest)
+    return out
+
+
+# -------------------------------------------------------------------------------------- alignment judge
+
+
+@dataclass
+class Judge:
+    """What scores text alignment, and how well it does on real reference images (the ceiling)."""
+
+    label: str
+    classifier: object = None  # shapes: ldlib.alignment.AttributeClassifier
+    matcher: object = None  # captioned data: ldlib.retrieval.ImageTextMatcher
+    ceiling: float = float("nan")
+    chance: float | None = None
+
+
+def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int = 0, steps: int = 600,
+                    progress: bool = True) -> Judge:
+    """Shapes: an attribute classifier trained on real shapes (exact). Other data: a contrastive image-text
+    matcher trained on the training split; retrieval accuracy among 32 captions (chance 1/32)."""
+    if spec["kind"] == "shapes":
+        # train_classifier runs 4 epochs of batch 64: size its set so that it takes about ``steps`` steps
+        clf, acc = train_classifier(n=max(256, steps * 16), seed=seed, progress=progress)
+        return Judge("attribute accuracy (shapes classifier)", classifier=clf, ceiling=acc.accuracy)
+    train = make_data(spec, 64)
+    text, index = encode_unique(encoder, train.captions)
+    matcher = train_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
+    ref_text, ref_index = encode_unique(encoder, reference.captions)
+    ceiling = retrieval_accuracy(matcher, reference.images, ref_text, ref_index, seed=seed)
+    return Judge("retrieval accuracy among 32 captions (ldlib matcher, not CLIP)", matcher=matcher,
+                 ceiling=ceiling, chance=1 / 32)
+
+
+
+
+# ---------------------------------------------------------------------------------------- evaluator
+
+
+class Evaluator:
+    """One evaluation protocol for every model a notebook compares: the reference set per resolution (its
+    Inception features computed once), the alignment judge (trained once), and the sampler settings.
+
+    ``evaluator(run)`` samples and scores a trained run (``ldlib.train.TrainResult``). Results are stored in
+    the run's folder under a hash of the protocol, so another notebook asking the same question of the same
+    model gets the stored answer instead of sampling again.
+    """
+
+    def __init__(self, spec: dict, n_samples: int, steps: int, guidance: float, seed: int = 0,
+                 text_encoder: str = "minilm", n_reference: int = 1000, judge_steps: int = 600, n_boot: int = 50,
+                 progress: bool = True):
+        self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
+        self.text_encoder, self.n_reference, self.judge_steps, self.n_boot = text_encoder, n_reference, judge_steps, n_boot
+        self.progress = progress
+        self.encoder = make_encoder(text_encoder)
+        self._references: dict[int, CaptionedImages] = {}
+        self._features: dict[int, np.ndarray] = {}
+        self._judge: Judge | None = None
+
+    def reference(self, resolution: int) -> CaptionedImages:
+        if resolution not in self._references:
+            self._references.update(reference_sets(self.spec, [resolution], self.n_reference))
+        return self._references[resolution]
+
+    def features(self, resolution: int) -> np.ndarray:
+        if resolution not in self._features:
+            self._features[resolution] = metrics.extract(metrics.inception(), self.reference(resolution).images,
+                                                         progress=self.progress)
+        return self._features[resolution]
+
+    @property
+    def judge(self) -> Judge:
+        """Trained on first use; its ceiling is measured on the reference at 64 px, the size both judges read."""
+        if self._judge is None:
+            self._judge = alignment_judge(self.spec, self.reference(64), self.encoder, seed=self.seed,
+                                          steps=self.judge_steps, progress=self.progress)
+        return self._judge
+
+    def floor(self, resolution: int) -> tuple[float, float]:
+        """FID and KID of two halves of the reference: the noise floor at this sample count."""
+        return metrics.half_split_floor(self.features(resolution), self.seed)
+
+    def _key(self, run) -> str:
+        payload = {"checkpoint": str(run.checkpoint.name), "spec": self.spec, "n": self.n_samples, "steps": self.steps,
+                   "guidance": self.guidance, "seed": self.seed, "text": self.text_encoder, "n_ref": self.n_reference,
+                   "judge_steps": self.judge_steps, "n_boot": self.n_boot}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def __call__(self, run) -> Evaluation:
+        from .train import load_model
+
+        stored = run.run_dir / f"eval-{self._key(run)}"
+        if (stored / "scores.json").exists() and (stored / "samples.safetensors").exists():
+            return Evaluation.from_dict(json.loads((stored / "scores.json").read_text()),
+                                        load_file(str(stored / "samples.safetensors"))["samples"])
+        model, configs = load_model(run.checkpoint)
+        res = configs["model"].resolutions[-1]
+        judge = self.judge
+        ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
+                            steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
+                            matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
+                            progress=self.progress)
+        stored.mkdir(parents=True, exist_ok=True)
+        save_file({"samples": ev.samples.contiguous()}, str(stored / "samples.safetensors"))
+        atomic_write_text(stored / "scores.json", json.dumps(ev.as_dict(), default=_plain))
+        return ev
+
+
+def _plain(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(type(obj).__name__)

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import latest_checkpoint, read_history, load_state
+from .checkpoint import latest_checkpoint, load_state, read_history
 from .config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
 from .data import CaptionedImages, shapes_dataset
 from .text import encode_unique, make_encoder
@@ -50,10 +50,27 @@ def make_data(spec: dict, resolution: int) -> CaptionedImages:
     raise ValueError(f"unknown data specification {spec!r}; kinds: {', '.join(DATASETS)}")
 
 
-def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict) -> Path:
-    payload = json.dumps({"model": to_dict(model), "diffusion": to_dict(diffusion), "train": to_dict(training),
-                          "data": data, "code": code_fingerprint()}, sort_keys=True)
-    return cache_root() / "runs" / f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+def budget_config(budget_images: int, batch_size: int, lr: float, seed: int = 0, text_encoder: str = "minilm",
+                  **overrides) -> TrainConfig:
+    """The training config of a run that sees ``budget_images`` images: every notebook builds its configs here,
+    so the same request from two notebooks hashes to the same run."""
+    steps = max(1, budget_images // batch_size)
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, text_encoder=text_encoder,
+                       checkpoint_every=max(50, steps // 4), warmup_steps=min(100, steps // 10 + 1), **overrides)
+
+
+def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,
+                init_from: Path | None = None) -> Path:
+    """The run's folder, ``<name>-<hash>``. The hash alone identifies a run: a folder with the same hash under
+    another name (another notebook asked for the same model first) is the same run and is reused."""
+    key = {"model": to_dict(model), "diffusion": to_dict(diffusion), "train": to_dict(training), "data": data,
+           "code": code_fingerprint()}
+    if init_from is not None:  # a stacked model differs from a fresh one with the same configs
+        key["init_from"] = Path(init_from).name
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_root() / "runs"
+    existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
+    return existing[0] if existing else root / f"{name}-{digest}"
 
 
 def trained_model(
@@ -63,10 +80,12 @@ def trained_model(
     training: TrainConfig,
     data: dict,
     progress: bool = True,
-    init=None,
+    init_from: TrainResult | None = None,
 ) -> TrainResult:
-    """Train the run described by the arguments, or return it from the cache if it is already done."""
-    run_dir = run_dir_for(name, model, diffusion, training, data)
+    """Train the run described by the arguments, or return it from the cache if it is already done.
+    ``init_from``: a finished smaller run of the same preset to stack from (section 3.2)."""
+    source = init_from.run_dir if init_from is not None else None
+    run_dir = run_dir_for(name, model, diffusion, training, data, source)
     done = latest_checkpoint(run_dir)
     if done is not None and int(load_state(done)["step"]) >= training.steps:
         history = read_history(done)
@@ -74,4 +93,10 @@ def trained_model(
                            history.get("images_per_s", float("nan")), done, training.steps)
     images = make_data(data, model.resolutions[-1])
     text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
+    init = None
+    if source is not None:
+        from .stacking import stack_from
+
+        def init(net):
+            stack_from(net, source)
     return train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)

@@ -5,27 +5,21 @@ with one protocol (FID, KID, IS-style, text alignment) and compared on FLOPs.
 The rows follow the paper's: ``single<r0>`` (the base model, K = 1), ``single<r1>``, ``layered<r1>``,
 ``single<r2>``, ``layered<r2>`` for a preset's resolutions r0 < r1 < r2.
 
-    data_spec -> train_rows (runs cache) -> evaluate_rows (reference_sets, alignment judge) -> record_table1
+    ldlib.evaluation.data_spec -> train_rows (runs cache) -> evaluate_rows (an ldlib.evaluation.Evaluator)
+    -> record_table1 / table_markdown
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from . import metrics, paper
-from .alignment import train_classifier
-from .config import DiffusionConfig, TrainConfig, UNetConfig, get_preset, model_config
-from .data import CaptionedImages
-from .datasets import load_dataset
-from .evaluation import Evaluation, evaluate_model
+from . import paper
+from .config import DiffusionConfig, UNetConfig, get_preset, model_config
+from .evaluation import Evaluation, Evaluator, Judge
 from .flops import count_flops
 from .results import Recorder, fmt, ordered
-from .retrieval import retrieval_accuracy, train_matcher
-from .runs import make_data, trained_model
-from .text import encode_unique, make_encoder
-from .train import TrainResult, load_model
+from .runs import budget_config, trained_model
+from .train import TrainResult
 
 #: (kind, levels) of each row, in the paper's order.
 ROWS = (("single", 1), ("single", 2), ("layered", 2), ("single", 3), ("layered", 3))
@@ -50,106 +44,28 @@ def rows(preset: str) -> list[Row]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- data
-
-
-def data_spec(dataset: str, seed: int = 0, data_size: int = 2048, root: str = "") -> dict:
-    """The training data of every row, as the run cache keys it (``ldlib.runs.make_data``).
-    ``root`` is the data set's folder for ``coco`` (standard 2014 layout) and ``folder``."""
-    if dataset == "shapes":
-        return {"kind": "shapes", "n": data_size, "seed": seed}
-    spec = {"kind": dataset, "split": "train"}
-    if dataset in ("coco", "folder"):
-        if not root:
-            raise ValueError(f"data set {dataset!r} needs its folder: set data_root")
-        spec["root"] = root
-    return spec
-
-
-def reference_sets(spec: dict, resolutions, n_reference: int = 1000) -> dict[int, CaptionedImages]:
-    """The real images FID/KID compare against, per resolution: the validation split of ``spec``'s data set
-    (held-out seeds for ``shapes``, ``n_reference`` of them; a folder serves as its own reference)."""
-    kind = spec["kind"]
-    out = {}
-    for res in resolutions:
-        if kind == "shapes":
-            out[res] = load_dataset("shapes", "val", res, n=n_reference, seed=spec.get("seed", 0))
-        elif kind == "folder":
-            out[res] = load_dataset("folder", "train", res, root=spec["root"])
-        else:
-            rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
-            out[res] = load_dataset(kind, "val", res, **rest)
-    return out
-
-
 # ----------------------------------------------------------------------------------------- training
 
 
 def train_rows(preset: str, data: dict, budget_images: int, batch_size: int, lr: float, seed: int = 0,
                text_encoder: str = "minilm", progress: bool = True) -> list[Row]:
     """Train (or fetch from the run cache) every row with the same number of images seen."""
-    steps = max(1, budget_images // batch_size)
+    training = budget_config(budget_images, batch_size, lr, seed, text_encoder)
     table = rows(preset)
     for row in table:
         diffusion = DiffusionConfig.paper(row.model.resolutions)
-        training = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, text_encoder=text_encoder,
-                               checkpoint_every=max(50, steps // 4), warmup_steps=min(100, steps // 10 + 1))
-        row.run = trained_model(f"table1-{row.name}", row.model, diffusion, training, data, progress=progress)
+        row.run = trained_model(f"{preset}-{row.name}", row.model, diffusion, training, data, progress=progress)
     return table
-
-
-# -------------------------------------------------------------------------------------- alignment judge
-
-
-@dataclass
-class Judge:
-    """What scores text alignment, and how well it does on real reference images (the ceiling)."""
-
-    label: str
-    classifier: object = None  # shapes: ldlib.alignment.AttributeClassifier
-    matcher: object = None  # captioned data: ldlib.retrieval.ImageTextMatcher
-    ceiling: float = float("nan")
-    chance: float | None = None
-
-
-def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int = 0, steps: int = 600,
-                    progress: bool = True) -> Judge:
-    """Shapes: an attribute classifier trained on real shapes (exact). Other data: a contrastive image-text
-    matcher trained on the training split; retrieval accuracy among 32 captions (chance 1/32)."""
-    if spec["kind"] == "shapes":
-        # train_classifier runs 4 epochs of batch 64: size its set so that it takes about ``steps`` steps
-        clf, acc = train_classifier(n=max(256, steps * 16), seed=seed, progress=progress)
-        return Judge("attribute accuracy (shapes classifier)", classifier=clf, ceiling=acc.accuracy)
-    train = make_data(spec, 64)
-    text, index = encode_unique(encoder, train.captions)
-    matcher = train_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
-    ref_text, ref_index = encode_unique(encoder, reference.captions)
-    ceiling = retrieval_accuracy(matcher, reference.images, ref_text, ref_index, seed=seed)
-    return Judge("retrieval accuracy among 32 captions (ldlib matcher, not CLIP)", matcher=matcher,
-                 ceiling=ceiling, chance=1 / 32)
 
 
 # --------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate_rows(table: list[Row], reference: CaptionedImages | dict[int, CaptionedImages], n_samples: int,
-                  steps: int, guidance: float, seed: int = 0, text_encoder: str = "minilm", judge: Judge | None = None,
-                  n_boot: int = 50, progress: bool = True) -> dict[int, np.ndarray]:
-    """Score every trained row against the reference at its target resolution with one protocol; returns the
-    reference Inception features per resolution (computed once each)."""
-    encoder = make_encoder(text_encoder)
-    features: dict[int, np.ndarray] = {}
+def evaluate_rows(table: list[Row], evaluator: Evaluator, progress: bool = True) -> list[Row]:
+    """Score every trained row with one protocol (each against the reference at its own resolution)."""
     for row in table:
-        res = row.model.resolutions[-1]
-        ref = reference[res] if isinstance(reference, dict) else reference
-        if isinstance(reference, dict) and res not in features:
-            features[res] = metrics.extract(metrics.inception(), ref.images, progress=progress)
-        model, configs = load_model(row.run.checkpoint)
-        row.evaluation = evaluate_model(
-            model, configs["diffusion"], encoder, ref, n_samples, steps=steps, guidance=guidance, seed=seed,
-            classifier=judge.classifier if judge else None, matcher=judge.matcher if judge else None,
-            reference_features=features.get(res), n_boot=n_boot, progress=progress)
-    return features
+        row.evaluation = evaluator(row.run)
+    return table
 
 
 # ---------------------------------------------------------------------------------------- reporting

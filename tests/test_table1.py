@@ -1,9 +1,10 @@
 """Table 1's machinery at toy scale: five models, equal images-seen budget, one evaluation protocol."""
 
 import pytest
+import torch
 
 from ldlib import table1
-from ldlib.data import shapes_dataset
+from ldlib.evaluation import Evaluator, data_spec, reference_sets
 from ldlib.results import Recorder
 from ldlib.table1 import evaluate_rows, rows, train_rows
 
@@ -23,19 +24,23 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     again = train_rows("smoke", {"kind": "shapes", "n": 32, "seed": 0}, budget_images=24, batch_size=8, lr=1e-3,
                        text_encoder="hash", progress=False)
     assert [r.run.checkpoint for r in again] == [r.run.checkpoint for r in table]  # reused from the run cache
-    spec = table1.data_spec("shapes", data_size=32)
-    reference = table1.reference_sets(spec, (16, 32, 64), n_reference=8)
+    spec = data_spec("shapes", data_size=32)
+    reference = reference_sets(spec, (16, 32, 64), n_reference=8)
     assert {r: ref.images.shape[-1] for r, ref in reference.items()} == {16: 16, 32: 32, 64: 64}
-    judge = table1.alignment_judge(spec, reference[64], None, steps=4, progress=False)
+    evaluator = Evaluator(spec, n_samples=8, steps=2, guidance=2.0, text_encoder="hash", n_reference=8,
+                          judge_steps=4, n_boot=4, progress=False)
+    evaluate_rows(table, evaluator)
+    judge = evaluator.judge
     assert 0 <= judge.ceiling <= 1 and judge.classifier is not None
-    features = evaluate_rows(table, reference, n_samples=8, steps=2, guidance=2.0, text_encoder="hash",
-                             judge=judge, n_boot=4, progress=False)
-    assert sorted(features) == [16, 32, 64] and all(len(f) == 8 for f in features.values())
     for row in table:
         ev = row.evaluation
         assert ev.samples.shape[-1] == row.model.resolutions[-1]
         assert ev.scores.fid > 0 and ev.scores.protocol.n_generated == 8
         assert 0 <= ev.alignment <= 1
+    # a second evaluation of the same run with the same protocol is read back from the run's folder
+    again = evaluator(table[0].run)
+    assert again.scores.fid == table[0].evaluation.scores.fid and torch.equal(again.samples, table[0].evaluation.samples)
+    assert len(list(table[0].run.run_dir.glob("eval-*/scores.json"))) == 1
     rec = Recorder(None, "t")
     table1.record_table1(rec, table, "smoke", judge)
     assert len(rec.claims) == 4 and all(c.agrees in (True, False, None) for c in rec.claims)
@@ -44,7 +49,7 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
 
 
 def test_data_spec_needs_a_folder_for_coco():
-    assert table1.data_spec("emoji3d") == {"kind": "emoji3d", "split": "train"}
+    assert data_spec("emoji3d") == {"kind": "emoji3d", "split": "train"}
     with pytest.raises(ValueError, match="data_root"):
-        table1.data_spec("coco")
+        data_spec("coco")
 
