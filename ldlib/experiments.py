@@ -4,7 +4,7 @@ Every notebook has a cell tagged ``parameters`` whose names must equal the ones 
 it). ``ldlib reproduce`` validates a whole run against these declarations before any notebook starts, so a
 typo or a bad value fails at once with a message naming the parameter and what it accepts.
 
-Profiles: ``smoke`` runs the whole suite in minutes (CI), ``default`` in about an hour on a 2-core CPU, and
+Profiles: ``smoke`` runs the whole suite in minutes (CI), ``default`` in hours on a 2-core CPU, and
 ``paper`` at the paper's resolutions (a GPU for the training notebooks).
 """
 
@@ -147,49 +147,35 @@ def _pyramid_resolutions(p: Mapping[str, Any]) -> None:
         )
 
 
-NOTEBOOKS: dict[str, NotebookSpec] = {
-    spec.name: spec
-    for spec in [
-        NotebookSpec(
-            name="01_noise_scaling",
-            title="Noise scaling: sinc vs bilinear vs independent noise (section 2.2, Fig. A.2, Table A.1)",
-            params={
-                "top_resolution": Param("int", "side of the top-resolution noise, pixels", low=8, high=2048),
-                "factors": Param("list[int]", "downsampling factors to analyse", choices=(2, 4, 8, 16)),
-                "n_fields": Param("int", "independent noise fields drawn", low=8, high=100_000),
-                "kinds": Param("list[str]", "noise kinds to compare", choices=ANALYSIS_KINDS),
-            },
-            profiles={
-                "smoke": dict(top_resolution=64, factors=[2, 4], n_fields=64,
-                              kinds=["sinc", "bilinear", "bilinear_raw", "independent"]),
-                "default": dict(top_resolution=256, factors=[2, 4], n_fields=512,
-                                kinds=["sinc", "bilinear", "bilinear_raw", "independent"]),
-                "paper": dict(top_resolution=512, factors=[2, 4], n_fields=512,
-                              kinds=["sinc", "bilinear", "bilinear_raw", "independent"]),
-            },
-            cross_checks=(_divisible_top,),
-        ),
-        NotebookSpec(
-            name="02_schedule_shifting",
-            title="Cosine schedule shifting per resolution (section 2.3, Figs. A.3-A.4)",
-            params={
-                "resolutions": Param("list[int]", "pyramid resolutions, base first, pixels", low=8, high=2048),
-                "images": Param("list[str]", "example photographs to noise", choices=tuple(EXAMPLE_IMAGES)),
-                "timesteps": Param("list[float]", "t values shown in the image grid", low=0.0, high=1.0),
-                "n_t": Param("int", "points on the t grid of the survival curves", low=3, high=1000),
-                "n_noise": Param("int", "noise draws averaged in the survival curves", low=1, high=1000),
-            },
-            profiles={
-                "smoke": dict(resolutions=[32, 64, 128], images=["astronaut", "coffee"],
-                              timesteps=[0.2, 0.5, 0.8], n_t=11, n_noise=1),
-                "default": dict(resolutions=[128, 256, 512], images=["astronaut", "coffee", "chelsea", "rocket"],
-                                timesteps=[0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9], n_t=41, n_noise=4),
-                "paper": dict(resolutions=[128, 256, 512], images=["astronaut", "coffee", "chelsea", "rocket"],
-                              timesteps=[0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9], n_t=101, n_noise=8),
-            },
-            cross_checks=(_pyramid_resolutions,),
-        ),
-    ]
+#: The training and evaluation parameters every training notebook shares. Equal values across notebooks mean
+#: equal runs (``ldlib.runs`` caches by config), so a model trained for one notebook serves the others.
+TRAINING = {
+    "preset": Param("str", "model preset (widths, blocks, resolutions)", choices=tuple(PRESETS)),
+    "dataset": Param("str", "captioned training data (validation split is the FID reference)",
+                     choices=("shapes", "emoji3d", "coco", "folder")),
+    "data_root": Param("str", "folder of the coco (2014 layout) or folder data set", nonempty=False),
+    "data_size": Param("int", "images in the procedural shapes set (shapes only)", low=8),
+    "n_reference": Param("int", "held-out shapes images in the reference set (shapes only)", low=4),
+    "budget_images": Param("int", "images seen in training by every compared model (equal budget)", low=1),
+    "batch_size": Param("int", "images per step", low=1),
+    "lr": Param("float", "AdamW learning rate", low=0.0, high=1.0),
+    "text_encoder": Param("str", "caption encoder", choices=("minilm", "hash")),
+    "n_samples": Param("int", "generated images per model for FID/KID/IS/alignment", low=4),
+    "sample_steps": Param("int", "DDIM steps", low=1, high=1000),
+    "guidance": Param("float", "classifier-free guidance scale", low=0.0, high=50.0),
+    "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
+    "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
+}
+TRAINING_VALUES = {
+    "smoke": dict(preset="smoke", dataset="shapes", data_root="", data_size=64, n_reference=32, budget_images=24,
+                  batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16, sample_steps=4, guidance=3.0, n_boot=10,
+                  judge_steps=20),
+    "default": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
+                    budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=25,
+                    guidance=3.0, n_boot=50, judge_steps=600),
+    "paper": dict(preset="paper", dataset="coco", data_root="data/coco", data_size=2048, n_reference=1000,
+                  budget_images=640_000, batch_size=32, lr=1e-4, text_encoder="minilm", n_samples=10_000,
+                  sample_steps=100, guidance=3.0, n_boot=50, judge_steps=3000),
 }
 
 
@@ -198,44 +184,115 @@ def _dataset_root(p: Mapping[str, Any]) -> None:
         raise ParameterError(f"parameter 'data_root' must name the {p['dataset']} folder when dataset={p['dataset']!r}")
 
 
-NOTEBOOKS["05_table1"] = NotebookSpec(
+def _training_spec(name: str, title: str, params: dict, profiles: dict, cross_checks: tuple = ()) -> NotebookSpec:
+    """A notebook with its own parameters plus :data:`TRAINING` (profile values from :data:`TRAINING_VALUES`)."""
+    return NotebookSpec(name, title, {**params, **TRAINING},
+                        {p: {**profiles[p], **TRAINING_VALUES[p]} for p in PROFILES},
+                        (*cross_checks, _dataset_root))
+
+
+_SHIFT = Param("list[float]", "extra top-layer shifts to sweep (nats of log-SNR)", low=-12.0, high=4.0, nonempty=False)
+
+NOTEBOOKS: dict[str, NotebookSpec] = {
+    spec.name: spec
+    for spec in [
+        _training_spec(
+            name="01_noise_scaling",
+            title="Noise scaling: sinc vs bilinear vs independent noise (section 2.2, Fig. A.2, Table A.1)",
+            params={
+                "top_resolution": Param("int", "side of the top-resolution noise, pixels", low=8, high=2048),
+                "factors": Param("list[int]", "downsampling factors to analyse", choices=(2, 4, 8, 16)),
+                "n_fields": Param("int", "independent noise fields drawn", low=8, high=100_000),
+                "kinds": Param("list[str]", "noise kinds to compare", choices=ANALYSIS_KINDS),
+                "train_kinds": Param("list[str]", "noise kinds to train the layered model with",
+                                     choices=("sinc", "bilinear", "independent")),
+                "levels": Param("int", "resolutions K of the trained layered models", low=2, high=3),
+            },
+            profiles={
+                "smoke": dict(top_resolution=64, factors=[2, 4], n_fields=64,
+                              kinds=["sinc", "bilinear", "bilinear_raw", "independent"],
+                              train_kinds=["sinc", "bilinear", "independent"], levels=3),
+                "default": dict(top_resolution=256, factors=[2, 4], n_fields=512,
+                                kinds=["sinc", "bilinear", "bilinear_raw", "independent"],
+                                train_kinds=["sinc", "bilinear", "independent"], levels=3),
+                "paper": dict(top_resolution=512, factors=[2, 4], n_fields=512,
+                              kinds=["sinc", "bilinear", "bilinear_raw", "independent"],
+                              train_kinds=["sinc", "bilinear", "independent"], levels=3),
+            },
+            cross_checks=(_divisible_top,),
+        ),
+        _training_spec(
+            name="02_schedule_shifting",
+            title="Cosine schedule shifting per resolution (section 2.3, Figs. A.3-A.5)",
+            params={
+                "resolutions": Param("list[int]", "pyramid resolutions, base first, pixels", low=8, high=2048),
+                "images": Param("list[str]", "example photographs to noise", choices=tuple(EXAMPLE_IMAGES)),
+                "timesteps": Param("list[float]", "t values shown in the image grid", low=0.0, high=1.0),
+                "n_t": Param("int", "points on the t grid of the survival curves", low=3, high=1000),
+                "n_noise": Param("int", "noise draws averaged in the survival curves", low=1, high=1000),
+                "sweep2_extra": _SHIFT,
+                "sweep3_extra": _SHIFT,
+            },
+            profiles={
+                "smoke": dict(resolutions=[32, 64, 128], images=["astronaut", "coffee"],
+                              timesteps=[0.2, 0.5, 0.8], n_t=11, n_noise=1, sweep2_extra=[], sweep3_extra=[]),
+                "default": dict(resolutions=[128, 256, 512], images=["astronaut", "coffee", "chelsea", "rocket"],
+                                timesteps=[0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9], n_t=41, n_noise=4,
+                                sweep2_extra=[], sweep3_extra=[]),
+                "paper": dict(resolutions=[128, 256, 512], images=["astronaut", "coffee", "chelsea", "rocket"],
+                              timesteps=[0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9], n_t=101, n_noise=8,
+                              sweep2_extra=[-2.772588722239781, -4.1588830833596715],
+                              sweep3_extra=[-4.1588830833596715]),
+            },
+            cross_checks=(_pyramid_resolutions,),
+        ),
+        _training_spec(
+            name="03_strategic_cropping",
+            title="Strategic cropping for training speed (section 3.1, Fig. A.6)",
+            params={
+                "levels": Param("int", "resolutions K of the cropped model", low=2, high=3),
+                "crop_size": Param("int", "crop side at every cropped resolution, pixels (0 = half the second)", low=0),
+                "speed_steps": Param("int", "timed training steps per variant in the speed measurement", low=1),
+                "show_images": Param("int", "real images shown with their crop pyramid", low=1, high=16),
+            },
+            profiles={
+                "smoke": dict(levels=3, crop_size=0, speed_steps=2, show_images=2),
+                "default": dict(levels=3, crop_size=0, speed_steps=8, show_images=4),
+                "paper": dict(levels=3, crop_size=0, speed_steps=8, show_images=4),
+            },
+        ),
+        _training_spec(
+            name="04_model_stacking",
+            title="Model stacking: initialising K+1 resolutions from K (section 3.2, Table A.2, Fig. A.7)",
+            params={
+                "grid_prompts": Param("int", "prompts in the sample grid", low=1, high=16),
+            },
+            profiles={p: dict(grid_prompts=6) for p in PROFILES},
+        ),
+    ]
+}
+
+
+def _table1_levels(p: Mapping[str, Any]) -> None:
+    if not p["noise_levels"] and not p["blur_levels"]:
+        raise ParameterError("set at least one of 'noise_levels' and 'blur_levels' for the FID sanity curve")
+
+
+NOTEBOOKS["05_table1"] = _training_spec(
     name="05_table1",
     title="Table 1: layered vs single-resolution models on FLOPs, FID, KID, IS and text alignment",
     params={
         "flops_preset": Param("str", "preset whose FLOPs are compared with Table 1", choices=tuple(PRESETS)),
-        "preset": Param("str", "preset of the five models trained here", choices=tuple(PRESETS)),
-        "dataset": Param("str", "captioned training data (validation split is the FID reference)",
-                         choices=("shapes", "emoji3d", "coco", "folder")),
-        "data_root": Param("str", "folder of the coco (2014 layout) or folder data set", nonempty=False),
-        "data_size": Param("int", "images in the procedural shapes set (shapes only)", low=8),
-        "n_reference": Param("int", "held-out shapes images in the reference set (shapes only)", low=4),
-        "budget_images": Param("int", "images seen in training by every model (equal budget)", low=1),
-        "batch_size": Param("int", "images per step", low=1),
-        "lr": Param("float", "AdamW learning rate", low=0.0, high=1.0),
-        "text_encoder": Param("str", "caption encoder", choices=("minilm", "hash")),
-        "n_samples": Param("int", "generated images per model for FID/KID/IS/alignment", low=4),
-        "sample_steps": Param("int", "DDIM steps", low=1, high=1000),
-        "guidance": Param("float", "classifier-free guidance scale", low=0.0, high=50.0),
-        "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
-        "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
         "noise_levels": Param("list[float]", "noise std of the FID sanity curve", low=0.0, high=4.0, nonempty=False),
         "blur_levels": Param("list[float]", "down-up factors of the FID sanity curve", low=1.0, high=64.0,
                              nonempty=False),
     },
     profiles={
-        "smoke": dict(flops_preset="paper", preset="smoke", dataset="shapes", data_root="", data_size=64,
-                      n_reference=32, budget_images=24, batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16,
-                      sample_steps=4, guidance=3.0, n_boot=10, judge_steps=20, noise_levels=[0.2], blur_levels=[4.0]),
-        "default": dict(flops_preset="paper", preset="cpu16", dataset="emoji3d", data_root="", data_size=2048,
-                        n_reference=1000, budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm",
-                        n_samples=256, sample_steps=25, guidance=3.0, n_boot=50, judge_steps=600,
-                        noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
-        "paper": dict(flops_preset="paper", preset="paper", dataset="coco", data_root="data/coco", data_size=2048,
-                      n_reference=1000, budget_images=640_000, batch_size=32, lr=1e-4, text_encoder="minilm",
-                      n_samples=10_000, sample_steps=100, guidance=3.0, n_boot=50, judge_steps=3000,
-                      noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0, 8.0]),
+        "smoke": dict(flops_preset="paper", noise_levels=[0.2], blur_levels=[4.0]),
+        "default": dict(flops_preset="paper", noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
+        "paper": dict(flops_preset="paper", noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0, 8.0]),
     },
-    cross_checks=(_dataset_root,),
+    cross_checks=(_table1_levels,),
 )
 
 

@@ -215,3 +215,54 @@ def corruption_curves(levels: Mapping[str, Sequence[float]], fids: Mapping[str, 
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def shift_sweep(sweeps: Mapping[str, Sequence[tuple[float, float, tuple[float, float]]]],
+                marks: Mapping[str, Mapping[str, float]]):
+    """Fig. A.5: FID (with 95% intervals) against the top layer's shift, one panel per sweep; ``marks``
+    draws vertical lines (e.g. the paper's choice, simple diffusion's rule) per panel."""
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.5 * len(sweeps), 3.2), squeeze=False)
+    for ax, (title, points) in zip(axes[0], sweeps.items()):
+        s = np.array([p[0] for p in points])
+        fid = np.array([p[1] for p in points])
+        err = np.array([[p[1] - p[2][0], p[2][1] - p[1]] for p in points]).T
+        ax.errorbar(s, fid, yerr=err, fmt="o-", capsize=3)
+        for (label, x), style in zip(marks.get(title, {}).items(), ("--", ":", "-.")):
+            ax.axvline(x, color="grey", ls=style, label=label)
+        ax.set_xlabel("top-layer shift (nats of log-SNR)")
+        ax.set_ylabel("FID")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def crop_pyramid(images: torch.Tensor, resolutions: Sequence[int], crop_size: int, generator=None):
+    """Fig. A.6: each image's pyramid with the nested strategic crops drawn on it (base whole)."""
+    from matplotlib.patches import Rectangle
+
+    from .crop import nested_crop_boxes
+    from .data import to_float
+    from .pyramid import downsample
+
+    n, k = len(images), len(resolutions)
+    fig, axes = plt.subplots(n, k, figsize=(2.4 * k, 2.4 * n), squeeze=False)
+    for r in range(n):
+        boxes = nested_crop_boxes(resolutions, crop_size, generator)
+        x = to_float(images[r : r + 1])
+        for c, res in enumerate(resolutions):
+            ax = axes[r, c]
+            ax.imshow(to_display(downsample(x, res)[0]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if boxes[c] is not None:
+                b = boxes[c]
+                ax.add_patch(Rectangle((b.left - 0.5, b.top - 0.5), b.size, b.size, fill=False, color="red", lw=1.5))
+            if c + 1 < k and boxes[c + 1] is not None:  # where the next level's crop comes from
+                nb = boxes[c + 1]
+                f = res / nb.resolution
+                ax.add_patch(Rectangle((nb.left * f - 0.5, nb.top * f - 0.5), nb.size * f, nb.size * f, fill=False,
+                                       color="yellow", lw=1, ls="--"))
+            if r == 0:
+                ax.set_title(f"{res}px" + (f", crop {boxes[c].size}" if boxes[c] else ", whole"), fontsize=9)
+    fig.tight_layout()
+    return fig
