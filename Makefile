@@ -11,7 +11,7 @@ PROFILE ?= default
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ldlib-installed
 
-.PHONY: setup data reproduce test smoke lab clean-venv
+.PHONY: setup data reproduce test smoke lab report screenshots clean-venv
 
 setup: $(STAMP)
 
@@ -39,6 +39,24 @@ smoke: setup
 
 test: setup
 	MPLBACKEND=agg $(BIN)/python -m pytest -q
+
+# JupyterLab on the notebooks, with this environment registered as the kernel "Python (ldlib)"
+lab: setup
+	$(BIN)/python -m pip install -q -e ".[lab]"
+	$(BIN)/python -m ipykernel install --user --name ldlib --display-name "Python (ldlib)"
+	$(BIN)/jupyter lab notebooks/
+
+report: setup
+	$(BIN)/ldlib report --profile $(PROFILE)
+
+# docs/report.png and docs/explorer.png, drawn by headless Chromium (apt-get install chromium)
+screenshots: setup
+	$(BIN)/python -m pip install -q -e ".[lab]"
+	mkdir -p .cache/screens docs
+	MPLBACKEND=agg $(BIN)/papermill --no-progress-bar notebooks/00_explore.ipynb .cache/screens/00_explore.ipynb -p interactive False
+	$(BIN)/jupyter nbconvert --to html --output-dir .cache/screens .cache/screens/00_explore.ipynb
+	$(BIN)/ldlib report --profile $(PROFILE) --screenshot docs/report.png
+	$(BIN)/python -c "from ldlib.report import screenshot; screenshot('.cache/screens/00_explore.html', 'docs/explorer.png', height=2400)"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -38,15 +38,39 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace) -> int:
-    from .runner import PROJECT_ROOT, write_summary
+def _results_folder(args: argparse.Namespace) -> Path | None:
+    from .runner import PROJECT_ROOT
 
     folder = Path(args.results or PROJECT_ROOT / "results") / args.profile
     if not folder.is_dir():
         print(f"no results for profile {args.profile!r} in {folder}; run `ldlib reproduce --profile {args.profile}`",
               file=sys.stderr)
+        return None
+    return folder
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .runner import write_summary
+
+    folder = _results_folder(args)
+    if folder is None:
         return 2
     print(write_summary(folder))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    folder = _results_folder(args)
+    if folder is None:
+        return 2
+    page = write_report(folder)
+    print(page)
+    if args.screenshot:
+        from .report import screenshot
+
+        print(screenshot(page, args.screenshot))
     return 0
 
 
@@ -184,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--profile", choices=PROFILES, default="default")
     summ.add_argument("--results", type=Path)
     summ.set_defaults(func=_summary)
+    rpt = sub.add_parser("report", help="rebuild results/<profile>/report.html (one page: claims, numbers, figures)")
+    rpt.add_argument("--profile", choices=PROFILES, default="default")
+    rpt.add_argument("--results", type=Path)
+    rpt.add_argument("--screenshot", type=Path, metavar="PNG", help="also save a headless-Chromium screenshot")
+    rpt.set_defaults(func=_report)
     return parser
 
 

@@ -5,6 +5,9 @@ reference set, an IS-style score, and text alignment, each with its uncertainty 
     images vs reference -> ldlib.metrics (FID, KID, IS-style, bootstrap intervals)
     images vs prompts   -> ldlib.alignment (shapes: attribute accuracy) or ldlib.retrieval (captioned data:
                            top-1 retrieval accuracy of the prompt among other reference captions)
+
+``Evaluator`` fixes one such protocol for every model a notebook compares (reference per resolution, judge,
+sampler settings) and stores each result in the run's folder, so notebooks share evaluations as they share runs.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .experiments import NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
+from .report import write_report
 from .results import atomic_write_text, claims_table, metrics_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -271,7 +272,9 @@ def reproduce(
             results.append(run_notebook(spec, params, notebooks_dir, profile_dir, progress, log))
         shutil.rmtree(profile_dir / ".running", ignore_errors=True)
         summary = write_summary(profile_dir, registry)
+        report = write_report(profile_dir, registry)
     log(f"summary: {summary}")
+    log(f"report: {report}")
     return results
 
 
