@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import DiffusionConfig, TrainConfig, model_config
-    from .data import shapes_dataset
+    from .evaluation import data_spec
+    from .runs import make_data
     from .stacking import stack_from
     from .text import encode_unique, make_encoder
     from .train import train
@@ -86,15 +88,17 @@ def _train(args: argparse.Namespace) -> int:
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        crop_size=args.crop, checkpoint_every=args.checkpoint_every, precision=args.precision,
                        text_encoder=args.text_encoder)
-    data = shapes_dataset(args.data_size, mcfg.resolutions[-1], seed=args.seed)
+    data = make_data(data_spec(args.data, seed=args.seed, data_size=args.data_size, root=args.data_root),
+                     mcfg.resolutions[-1])
     text, index = encode_unique(make_encoder(args.text_encoder), data.captions)
     init = None
     if args.init_from:
         def init(model):
             print(stack_from(model, args.init_from).summary())
     result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet)
-    print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
-          f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for the job
+        print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
+              f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
     return 0
 
 
@@ -164,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", default="smoke", help="smoke | cpu16 | cpu32 | paper")
     tr.add_argument("--levels", type=int, default=3, help="number of resolutions K (target = K-th of the preset)")
     tr.add_argument("--single", action="store_true", help="the single-resolution baseline at the same target")
-    tr.add_argument("--data", choices=["shapes"], default="shapes")
-    tr.add_argument("--data-size", type=int, default=2048)
+    tr.add_argument("--data", choices=["shapes", "emoji3d", "coco", "folder"], default="shapes")
+    tr.add_argument("--data-root", default="", help="folder of the coco (2014 layout) or folder data set")
+    tr.add_argument("--data-size", type=int, default=2048, help="images in the shapes set")
     tr.add_argument("--steps", type=int, default=1000)
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=2e-4)

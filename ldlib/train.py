@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, read_history, save_checkpoint
 from .config import DiffusionConfig, TrainConfig, UNetConfig
 from .crop import nested_crop_boxes
@@ -89,7 +90,8 @@ def train(
     if tuple(diff_cfg.resolutions) != tuple(model_cfg.resolutions):
         raise ValueError(f"diffusion resolutions {diff_cfg.resolutions} != model resolutions {model_cfg.resolutions}")
     run_dir = Path(run_dir)
-    dev = pick_device(device)
+    ctx, dev = distributed.setup(device)  # one process, or this rank of a torchrun job
+    distributed.check_batch(train_cfg.batch_size, ctx)
     precision = resolve_precision(train_cfg.precision, dev)
     data = prepare_images(data, model_cfg.resolutions[-1])
 
@@ -101,6 +103,7 @@ def train(
     if dev.type == "cpu" and precision == "fp32":
         model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    net = distributed.wrap(model, ctx, dev)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
     gen = torch.Generator().manual_seed(train_cfg.seed + 1)
     step = 0
@@ -131,10 +134,10 @@ def train(
     text_dev = text.to(dev)
     index = text_index.to(dev)
     configs = dict(model=model_cfg, diffusion=diff_cfg, train=train_cfg)
-    bar = tqdm(total=train_cfg.steps, initial=step, disable=not progress, desc=run_dir.name, unit="step")
+    bar = tqdm(total=train_cfg.steps, initial=step, disable=not (progress and ctx.is_main), desc=run_dir.name, unit="step")
     t_start, images_seen = None, 0
     last_good = ckpt
-    b = train_cfg.batch_size
+    b = train_cfg.batch_size  # the global batch; each rank computes its shard of it
     while step < train_cfg.steps:
         idx = torch.randint(len(data), (b,), generator=gen)
         keep = torch.rand(b, generator=gen) >= train_cfg.cond_drop_prob
@@ -142,6 +145,7 @@ def train(
         eps0 = torch.randn((b, 3, data.resolution, data.resolution), generator=gen)
         crops = nested_crop_boxes(model_cfg.resolutions, train_cfg.crop_size, gen) if train_cfg.crop_size else None
 
+        idx, keep, t, eps0 = (distributed.shard(v, ctx) for v in (idx, keep, t, eps0))
         x0 = data.batch(idx, dev)
         tb = text_dev[index[idx.to(dev)]]
         t_dev = t.to(dev)
@@ -149,9 +153,13 @@ def train(
         if dev.type == "cpu" and precision == "fp32":
             z = [v.contiguous(memory_format=torch.channels_last) for v in z]
         with autocast(dev, precision):
-            pred = model(z, t_dev, tb.tokens, tb.mask, tb.pooled, keep.to(dev), crops)
+            pred = net(z, t_dev, tb.tokens, tb.mask, tb.pooled, keep.to(dev), crops)
         loss, per_level = layered_loss(pred, targets, t_dev, diff_cfg)
-        value = loss.item()
+        if ctx.active:  # report the global batch's loss, as one process would
+            per_level = [distributed.mean_across(v, ctx) for v in per_level]
+            value = distributed.mean_across(loss, ctx).item()
+        else:
+            value = loss.item()
         if not math.isfinite(value):
             bar.close()
             raise NonFiniteLoss(f"loss is {value} at step {step + 1} of {run_dir}; last good checkpoint: "
@@ -179,11 +187,13 @@ def train(
             rng = {"train": gen.get_state(), "torch": torch.get_rng_state()}
             history = {"losses": result.losses, "level_losses": result.level_losses, "images_per_s": result.images_per_s,
                        "precision": precision, "device": str(dev)}
-            last_good = save_checkpoint(run_dir, step, model, ema, opt, rng, configs, history=history)
-            result.checkpoint = last_good
+            if ctx.is_main:
+                save_checkpoint(run_dir, step, model, ema, opt, rng, configs, history=history)
+            last_good = result.checkpoint = run_dir / f"step-{step:08d}"
         if stop_after is not None and step >= stop_after:
             break
     bar.close()
+    distributed.barrier(ctx)  # every rank returns only once rank 0's last checkpoint is on disk
     result.step = step
     return result
 

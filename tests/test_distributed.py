@@ -1,0 +1,64 @@
+"""torchrun on the CPU (Gloo): two processes give the one-process model; a dead rank ends the job."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "LDLIB_DIST_TIMEOUT_S": "60"}
+
+
+def torchrun(*args, **kw):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), *map(str, args)]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def alone(*args):
+    return subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_two_processes_equal_one(tmp_path):
+    job = torchrun(tmp_path / "ddp", 4, 4)
+    out, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, out[-2000:]
+    single = alone(tmp_path / "one", 4, 4)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a = load_file(str(tmp_path / "ddp" / "step-00000004" / "model.safetensors"))
+    b = load_file(str(tmp_path / "one" / "step-00000004" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, worst  # same global batch and seed: the same model up to float reduction order
+    moved = max((a[k] - load_file(str(tmp_path / "one" / "step-00000004" / "ema.safetensors"))[k]).abs().max().item()
+                for k in a)
+    assert moved > 0  # the comparison is not between two untouched initialisations
+
+
+def test_a_dead_rank_ends_the_job_and_the_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    job = torchrun(run, 10_000, 2, start_new_session=True)
+    deadline = time.time() + 240
+    while not (run / "latest").exists():
+        assert job.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.5)
+    workers = subprocess.run(["pgrep", "-f", f"dist_worker.py {run}"], capture_output=True, text=True).stdout.split()
+    workers = [int(p) for p in workers if int(p) != job.pid]
+    assert len(workers) >= 2, workers
+    os.kill(max(workers), signal.SIGKILL)  # one rank dies mid-run
+    start = time.time()
+    try:
+        job.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("the job hung after a rank died")
+    assert job.returncode != 0 and time.time() - start < 120
+    step = int((run / "latest").read_text().strip().removeprefix("step-"))
+    resumed = alone(run, step + 2, 2)  # one process picks the run up from rank 0's last checkpoint
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"done step {step + 2} resumed_from {step}" in resumed.stdout
