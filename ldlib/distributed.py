@@ -61,6 +61,22 @@ def setup(device: str | None = None) -> tuple[Context, torch.device]:
     return Context(dist.get_rank(), dist.get_world_size(), local), dev
 
 
+def current() -> Context:
+    """The process group this process already belongs to (a one-process context if none)."""
+    if dist.is_available() and dist.is_initialized():
+        return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Context()
+
+
+def gather_indexed(items: dict, ctx: Context) -> dict:
+    """Merge every rank's ``{index: value}`` (values moved to the CPU) into one dict on every rank."""
+    if not ctx.active:
+        return items
+    parts = [None] * ctx.world
+    dist.all_gather_object(parts, {k: v.cpu() if hasattr(v, "cpu") else v for k, v in items.items()})
+    return {k: v for part in parts for k, v in part.items()}
+
+
 def shard(x: torch.Tensor, ctx: Context) -> torch.Tensor:
     """This rank's equal slice of a global batch (dimension 0)."""
     if not ctx.active:

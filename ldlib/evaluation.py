@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import distributed, metrics
 from .alignment import AttributeClassifier, attribute_accuracy, train_classifier
 from .config import DiffusionConfig
 from .data import CaptionedImages, to_float, to_uint8
@@ -57,12 +57,16 @@ class Evaluation:
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
              batch_size: int = 32, progress: bool = True) -> torch.Tensor:
-    """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``."""
-    out = []
-    for j, i in enumerate(tqdm(range(0, len(prompts), batch_size), disable=not progress, desc="sampling")):
-        text = encoder.encode(prompts[i : i + batch_size])
-        out.append(to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top))
-    return torch.cat(out)
+    """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
+    batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result."""
+    ctx = distributed.current()
+    starts = list(range(0, len(prompts), batch_size))
+    mine = {}
+    for j in tqdm(range(ctx.rank, len(starts), ctx.world), disable=not (progress and ctx.is_main), desc="sampling"):
+        text = encoder.encode(prompts[starts[j] : starts[j] + batch_size])
+        mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top)
+    everything = distributed.gather_indexed(mine, ctx)
+    return torch.cat([everything[j] for j in range(len(starts))])
 
 
 def _binomial_ci(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

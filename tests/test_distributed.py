@@ -15,7 +15,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "LDLIB_DIST_TIMEOUT_S": "60"}
 
 
 def torchrun(*args, **kw):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), *map(str, args)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *kw.pop("extra", []),
+           str(WORKER), *map(str, args)]
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -25,10 +26,10 @@ def alone(*args):
 
 
 def test_two_processes_equal_one(tmp_path):
-    job = torchrun(tmp_path / "ddp", 4, 4)
+    job = torchrun("train", tmp_path / "ddp", 4, 4)
     out, _ = job.communicate(timeout=300)
     assert job.returncode == 0, out[-2000:]
-    single = alone(tmp_path / "one", 4, 4)
+    single = alone("train", tmp_path / "one", 4, 4)
     assert single.returncode == 0, single.stderr[-2000:]
     a = load_file(str(tmp_path / "ddp" / "step-00000004" / "model.safetensors"))
     b = load_file(str(tmp_path / "one" / "step-00000004" / "model.safetensors"))
@@ -42,12 +43,12 @@ def test_two_processes_equal_one(tmp_path):
 
 def test_a_dead_rank_ends_the_job_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
-    job = torchrun(run, 10_000, 2, start_new_session=True)
+    job = torchrun("train", run, 10_000, 2, start_new_session=True)
     deadline = time.time() + 240
     while not (run / "latest").exists():
         assert job.poll() is None and time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.5)
-    workers = subprocess.run(["pgrep", "-f", f"dist_worker.py {run}"], capture_output=True, text=True).stdout.split()
+    workers = subprocess.run(["pgrep", "-f", f"dist_worker.py train {run}"], capture_output=True, text=True).stdout.split()
     workers = [int(p) for p in workers if int(p) != job.pid]
     assert len(workers) >= 2, workers
     os.kill(max(workers), signal.SIGKILL)  # one rank dies mid-run
@@ -59,6 +60,33 @@ def test_a_dead_rank_ends_the_job_and_the_run_resumes(tmp_path):
         pytest.fail("the job hung after a rank died")
     assert job.returncode != 0 and time.time() - start < 120
     step = int((run / "latest").read_text().strip().removeprefix("step-"))
-    resumed = alone(run, step + 2, 2)  # one process picks the run up from rank 0's last checkpoint
+    resumed = alone("train", run, step + 2, 2)  # one process picks the run up from rank 0's last checkpoint
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"done step {step + 2} resumed_from {step}" in resumed.stdout
+
+
+def test_torchrun_restarts_a_dead_rank_from_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    job = torchrun("train", run, 30, 2, extra=["--max-restarts=1"], start_new_session=True)
+    deadline = time.time() + 240
+    while not (run / "latest").exists():
+        assert job.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    workers = subprocess.run(["pgrep", "-f", f"dist_worker.py train {run}"], capture_output=True, text=True).stdout.split()
+    os.kill(max(int(p) for p in workers if int(p) != job.pid), signal.SIGKILL)
+    out, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, out[-2000:]  # the restarted workers finished the run
+    assert "done step 30 resumed_from 0" not in out and "done step 30 resumed_from" in out
+
+
+def test_sampling_is_sharded_and_gathered(tmp_path):
+    assert alone("train", tmp_path / "run", 2, 2).returncode == 0
+    job = torchrun("sample", tmp_path / "run", tmp_path / "ddp.pt")
+    out, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, out[-2000:]
+    single = alone("sample", tmp_path / "run", tmp_path / "one.pt")
+    assert single.returncode == 0, single.stderr[-2000:]
+    import torch
+
+    a, b = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
+    assert a.shape == (10, 3, 64, 64) and torch.equal(a, b)  # four batches over two ranks, same seeds
