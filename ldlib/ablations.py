@@ -19,10 +19,10 @@ import torch
 
 from .config import DiffusionConfig, get_preset, model_config
 from .crop import nested_crop_boxes
-from .evaluation import Evaluation, Evaluator, data_spec
+from .evaluation import Evaluation, Evaluator, _metric, better, data_spec
 from .loss import layered_loss, training_inputs
 from .network import build_model
-from .results import Recorder, fmt, ordered
+from .results import Recorder, fmt, fmt_ci, ordered
 from .runs import budget_config, trained_model
 from .schedules import PAPER_SHIFTS, simple_diffusion_shift
 from .text import HashTextEncoder
@@ -98,21 +98,6 @@ def record_scores(rec: Recorder, name: str, ev: Evaluation, note: str = "") -> N
         rec.metric(f"alignment {name}", ev.alignment, ci=ev.alignment_ci)
 
 
-def _metric(ev: Evaluation, metric: str) -> tuple[float, tuple[float, float], bool]:
-    """(value, interval, lower_is_better) of ``metric`` in fid | kid | is | alignment."""
-    s = ev.scores
-    return {"fid": (s.fid, s.fid_ci, True), "kid": (s.kid, s.kid_ci, True),
-            "is": (s.inception_score, s.is_ci, False), "alignment": (ev.alignment, ev.alignment_ci, False)}[metric]
-
-
-def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
-    """Is ``a`` better than ``b`` on ``metric``? None when their 95% intervals overlap."""
-    va, ca, lower = _metric(a, metric)
-    vb, cb, _ = _metric(b, metric)
-    side = ordered(ca, cb)
-    return None if side == 0 else (side < 0) == lower
-
-
 def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Evaluation], b: tuple[str, Evaluation],
             metric: str, paper_expects_a_better: bool) -> str:
     """Record the claim "a beats b on metric" (or the reverse, per the paper) with our intervals."""
@@ -122,7 +107,7 @@ def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Evaluation],
     won = better(ea, eb, metric)
     word = {True: "better than", False: "worse than", None: "not distinguishable from"}[won]
     agrees = None if won is None else won == paper_expects_a_better
-    finding = f"{na} {fmt(va)} [{fmt(ca[0])}, {fmt(ca[1])}] vs {nb} {fmt(vb)} [{fmt(cb[0])}, {fmt(cb[1])}]: {word}"
+    finding = f"{na} {fmt(va)} {fmt_ci(ca)} vs {nb} {fmt(vb)} {fmt_ci(cb)}: {word}"
     rec.claim(key, paper_says, finding, agrees)
     return f"{metric.upper()}: {na} {word} {nb}"
 
@@ -133,9 +118,8 @@ def scores_table(evaluations: dict[str, Evaluation]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, ev in evaluations.items():
         s = ev.scores
-        ci = lambda c, k=1.0: f"[{fmt(c[0] * k)}, {fmt(c[1] * k)}]" if c else "—"  # noqa: E731
-        lines.append(f"| {name} | {fmt(s.fid)} | {ci(s.fid_ci)} | {fmt(s.kid * 1e3)} | {ci(s.kid_ci, 1e3)} "
-                     f"| {fmt(s.inception_score)} | {ci(s.is_ci)} | {fmt(ev.alignment)} | {ci(ev.alignment_ci)} |")
+        lines.append(f"| {name} | {fmt(s.fid)} | {fmt_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} | {fmt_ci(s.kid_ci, 1e3)} "
+                     f"| {fmt(s.inception_score)} | {fmt_ci(s.is_ci)} | {fmt(ev.alignment)} | {fmt_ci(ev.alignment_ci)} |")
     return "\n".join(lines)
 
 

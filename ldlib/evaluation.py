@@ -27,7 +27,7 @@ from .config import DiffusionConfig
 from .data import CaptionedImages, to_float, to_uint8
 from .datasets import load_dataset
 from .pyramid import downsample
-from .results import atomic_write_text
+from .results import atomic_write_text, ordered
 from .retrieval import ImageTextMatcher, retrieval_accuracy, train_matcher
 from .runs import make_data
 from .sampler import sample
@@ -53,6 +53,21 @@ class Evaluation:
         return {"fid": s.fid, "fid_ci": s.fid_ci, "kid": s.kid, "kid_ci": s.kid_ci, "is_efficientnet": s.inception_score,
                 "is_ci": s.is_ci, "alignment": self.alignment, "alignment_ci": self.alignment_ci,
                 "protocol": s.protocol.as_dict()}
+
+
+def _metric(ev: Evaluation, metric: str) -> tuple[float, tuple[float, float], bool]:
+    """(value, interval, lower_is_better) of ``metric`` in fid | kid | is | alignment."""
+    s = ev.scores
+    return {"fid": (s.fid, s.fid_ci, True), "kid": (s.kid, s.kid_ci, True),
+            "is": (s.inception_score, s.is_ci, False), "alignment": (ev.alignment, ev.alignment_ci, False)}[metric]
+
+
+def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
+    """Is ``a`` better than ``b`` on ``metric``? None when their 95% intervals overlap."""
+    _, ca, lower = _metric(a, metric)
+    _, cb, _ = _metric(b, metric)
+    side = ordered(ca, cb)
+    return None if side == 0 else (side < 0) == lower
 
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,

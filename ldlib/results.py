@@ -177,6 +177,11 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def fmt_ci(ci, scale: float = 1.0) -> str:
+    """A (low, high) interval as text, '—' when there is none."""
+    return f"[{fmt(ci[0] * scale)}, {fmt(ci[1] * scale)}]" if ci else "—"
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from . import paper
 from .config import DiffusionConfig, UNetConfig, get_preset, model_config
-from .evaluation import Evaluation, Evaluator, Judge
+from .evaluation import Evaluation, Evaluator, Judge, better
 from .flops import count_flops
-from .results import Recorder, fmt, ordered
+from .results import Recorder, fmt, fmt_ci
 from .runs import budget_config, trained_model
 from .train import TrainResult
 
@@ -71,10 +71,6 @@ def evaluate_rows(table: list[Row], evaluator: Evaluator, progress: bool = True)
 # ---------------------------------------------------------------------------------------- reporting
 
 
-def _ci(ci, scale: float = 1.0) -> str:
-    return f"[{fmt(ci[0] * scale)}, {fmt(ci[1] * scale)}]" if ci else "—"
-
-
 def table_markdown(table: list[Row]) -> str:
     """Our Table 1 (value and 95% interval per metric) with the paper's row beside it, labelled."""
     head = ("| model | GFLOPs | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | alignment | 95% CI "
@@ -85,19 +81,11 @@ def table_markdown(table: list[Row]) -> str:
         s = row.evaluation.scores
         ev = row.evaluation
         lines.append(
-            f"| {row.name} | {row.flops / 1e9:.3g} | {fmt(s.fid)} | {_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} "
-            f"| {_ci(s.kid_ci, 1e3)} | {fmt(s.inception_score)} | {_ci(s.is_ci)} | {fmt(ev.alignment)} "
-            f"| {_ci(ev.alignment_ci)} | *{ref_name}* | *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* "
+            f"| {row.name} | {row.flops / 1e9:.3g} | {fmt(s.fid)} | {fmt_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} "
+            f"| {fmt_ci(s.kid_ci, 1e3)} | {fmt(s.inception_score)} | {fmt_ci(s.is_ci)} | {fmt(ev.alignment)} "
+            f"| {fmt_ci(ev.alignment_ci)} | *{ref_name}* | *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* "
             f"| *{ref['is'][0]} ± {ref['is'][1]}* |")
     return "\n".join(lines)
-
-
-def _compare(a: float, a_ci, b: float, b_ci, lower_is_better: bool) -> bool | None:
-    """Does model a beat model b? None when the intervals overlap."""
-    side = ordered(a_ci, b_ci)
-    if side == 0:
-        return None
-    return (side < 0) == lower_is_better
 
 
 def record_table1(rec: Recorder, table: list[Row], preset: str, judge: Judge | None = None,
@@ -130,14 +118,14 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, judge: Judge | N
         single, p_l, p_s = table[i - 1], paper_rows[i], paper_rows[i - 1]
         res, p_res = layered.model.resolutions[-1], p_l["resolution"]
         a, b = layered.evaluation.scores, single.evaluation.scores
-        for metric, lower, va, ca, vb, cb, pa, pb in (
-            ("FID", True, a.fid, a.fid_ci, b.fid, b.fid_ci, p_l["fid"], p_s["fid"]),
-            ("IS", False, a.inception_score, a.is_ci, b.inception_score, b.is_ci, p_l["is"][0], p_s["is"][0]),
+        for metric, va, ca, vb, cb, pa, pb in (
+            ("FID", a.fid, a.fid_ci, b.fid, b.fid_ci, p_l["fid"], p_s["fid"]),
+            ("IS", a.inception_score, a.is_ci, b.inception_score, b.is_ci, p_l["is"][0], p_s["is"][0]),
         ):
-            verdict = _compare(va, ca, vb, cb, lower)
+            verdict = better(layered.evaluation, single.evaluation, metric.lower())
             word = {True: "better than", False: "worse than", None: "not distinguishable from"}[verdict]
             rec.claim(f"layered beats single on {metric} @ {res}px",
                       f"layered{p_res} {metric} {pa} vs single{p_res} {pb} (Table 1)",
-                      f"layered{res} {fmt(va)} {_ci(ca)} vs {single.name} {fmt(vb)} {_ci(cb)}: {word}", verdict)
+                      f"layered{res} {fmt(va)} {fmt_ci(ca)} vs {single.name} {fmt(vb)} {fmt_ci(cb)}: {word}", verdict)
             findings.append(f"{metric} @ {res}px: layered {word} single ({fmt(va)} vs {fmt(vb)})")
     return "; ".join(findings)
