@@ -19,14 +19,14 @@ import torch
 
 from .config import DiffusionConfig, get_preset, model_config
 from .crop import nested_crop_boxes
+from .device import memory_format, place
 from .evaluation import Evaluation, Evaluator, _metric, better, data_spec
-from .loss import layered_loss, training_inputs
 from .network import build_model
 from .results import Recorder, fmt, fmt_ci, ordered
 from .runs import budget_config, trained_model
 from .schedules import PAPER_SHIFTS, simple_diffusion_shift
 from .text import HashTextEncoder
-from .train import TrainResult
+from .train import TrainResult, step_loss
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,9 @@ def training_speed(preset: str, levels: int, batch_size: int, crop_size: int | N
     torch.manual_seed(seed)
     mcfg = model_config(preset, levels)
     dcfg = DiffusionConfig.paper(mcfg.resolutions)
-    model = build_model(mcfg).train().to(memory_format=torch.channels_last)  # as ldlib.train does on the CPU
+    dev = torch.device("cpu")
+    layout = memory_format(dev, "fp32")
+    model = place(build_model(mcfg).train(), dev, "fp32")  # laid out as ldlib.train lays it out
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(seed)
     top = mcfg.resolutions[-1]
@@ -189,10 +191,7 @@ def training_speed(preset: str, levels: int, batch_size: int, crop_size: int | N
         t = torch.rand(batch_size, generator=g)
         eps0 = torch.randn(x0.shape, generator=g)
         crops = nested_crop_boxes(mcfg.resolutions, crop_size, g) if crop_size else None
-        z, targets = training_inputs(x0, eps0, t, dcfg, crops)
-        z = [v.contiguous(memory_format=torch.channels_last) for v in z]
-        pred = model(z, t, text.tokens, text.mask, text.pooled, None, crops)
-        loss, _ = layered_loss(pred, targets, t, dcfg)
+        loss, _ = step_loss(model, x0, eps0, t, text, None, crops, dcfg, dev, "fp32", layout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -77,6 +77,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import DiffusionConfig, TrainConfig, model_config
+    from .device import Execution
     from .evaluation import data_spec
     from .runs import make_data
     from .stacking import stack_from
@@ -95,7 +96,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.init_from:
         def init(model):
             print(stack_from(model, args.init_from).summary())
-    result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet)
+    result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet,
+                   execution=Execution(compile=args.compile))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for the job
         print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
               f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
@@ -181,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=int, default=500)
     tr.add_argument("--text-encoder", choices=["minilm", "hash"], default="minilm")
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    tr.add_argument("--compile", action="store_true",
+                    help="torch.compile the network: for long GPU runs; no gain on the CPU (benchmarks/bench.py)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")

@@ -1,8 +1,20 @@
-"""Device and numeric-precision choices, made by capability rather than by default."""
+"""Device, numeric precision and execution choices, made by capability and by measurement rather than by default.
+
+Every choice here changes speed or memory, not what is computed (beyond floating-point noise); each was
+measured with ``benchmarks/bench.py`` on the machine it targets (numbers in ``results/bench/``):
+
+* precision: bf16 autocast only where the hardware computes bf16 natively (CUDA, AVX-512 BF16/AMX CPUs). On an
+  AVX2-only CPU a bf16 matmul runs at ~0.3 GFLOP/s against ~140 GFLOP/s in fp32, so fp32 is chosen there.
+* memory format: channels_last on the CPU in fp32 (oneDNN's convolutions prefer it: training x1.07, sampling
+  x1.5 on the 2-core AVX2 machine); left as it is on CUDA until measured there.
+* ``torch.compile``: an option (``Execution(compile=True)``, ``ldlib train --compile``) for long runs on a GPU;
+  on the CPU it bought nothing (training is convolution-bound) and costs about two minutes of compilation.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,3 +55,26 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run a network, not what it computes; not part of a run's cache key. ``channels_last``: None
+    chooses by device and precision (:func:`memory_format`); ``compile``: wrap the network in
+    ``torch.compile`` (training only)."""
+
+    channels_last: bool | None = None
+    compile: bool = False
+
+
+def memory_format(device: torch.device, precision: str, execution: Execution = Execution()) -> torch.memory_format:
+    """The layout for the network's weights and inputs: channels_last on the CPU in fp32 unless told otherwise."""
+    use = execution.channels_last
+    if use is None:
+        use = device.type == "cpu" and precision == "fp32"
+    return torch.channels_last if use else torch.contiguous_format
+
+
+def place(model: torch.nn.Module, device: torch.device, precision: str, execution: Execution = Execution()) -> torch.nn.Module:
+    """``model`` on ``device`` in the layout :func:`memory_format` chooses (in place; returned for chaining)."""
+    return model.to(device=device, memory_format=memory_format(device, precision, execution))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import DiffusionConfig
-from .device import autocast
+from .device import autocast, resolve_precision
 from .loss import schedule_of
 from .noise import noise_pyramid
 from .pyramid import image_pyramid
@@ -59,7 +59,7 @@ def sample(
     guidance: float = 3.0,
     method: str = "ddim",
     seed: int = 0,
-    precision: str = "fp32",
+    precision: str = "auto",
     trajectory: bool = False,
 ) -> Samples:
     """Sample one image per caption in ``text`` (already encoded); see the module docstring."""
@@ -68,6 +68,7 @@ def sample(
     if steps < 1:
         raise ValueError("steps must be >= 1")
     device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)  # bf16 on CUDA, fp32 on a CPU without native bf16
     res = tuple(diffusion.resolutions)
     sched = schedule_of(diffusion)
     b, top = len(text), res[-1]

@@ -29,7 +29,7 @@ from .checkpoint import check_configs, latest_checkpoint, load_state, load_weigh
 from .config import DiffusionConfig, TrainConfig, UNetConfig
 from .crop import nested_crop_boxes
 from .data import CaptionedImages, to_float, to_uint8
-from .device import autocast, pick_device, resolve_precision
+from .device import Execution, autocast, memory_format, pick_device, place, resolve_precision
 from .loss import layered_loss, training_inputs
 from .network import LayeredUNet, build_model
 from .pyramid import downsample
@@ -63,6 +63,18 @@ def prepare_images(data: CaptionedImages, resolution: int) -> CaptionedImages:
     return CaptionedImages(to_uint8(downsample(to_float(data.images), resolution)), data.captions, data.attributes)
 
 
+def step_loss(net, x0: torch.Tensor, eps0: torch.Tensor, t: torch.Tensor, text: TextBatch, keep: torch.Tensor | None,
+              crops, diff_cfg: DiffusionConfig, device: torch.device, precision: str,
+              layout: torch.memory_format = torch.contiguous_format) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Eq. (3) for one batch: the noisy pyramid z_i, the network's x_hat_i, and the weighted loss (with the
+    per-resolution terms). Shared by :func:`train` and the speed measurements, so they time the same work."""
+    z, targets = training_inputs(x0, eps0, t, diff_cfg, crops)
+    z = [v.contiguous(memory_format=layout) for v in z]
+    with autocast(device, precision):
+        pred = net(z, t, text.tokens, text.mask, text.pooled, keep, crops)
+    return layered_loss(pred, targets, t, diff_cfg)
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     e = [p for p in ema.parameters()]
@@ -83,10 +95,12 @@ def train(
     init: Callable[[LayeredUNet], None] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    execution: Execution = Execution(),
 ) -> TrainResult:
     """Train (or resume) the run in ``run_dir``. ``text``/``text_index`` are the cached caption states and
     each image's row in them (``ldlib.text.encode_unique``). ``init`` may initialise a fresh model (model
-    stacking). ``stop_after`` ends the loop early at that step, as an interruption would."""
+    stacking). ``stop_after`` ends the loop early at that step, as an interruption would. ``execution`` chooses
+    memory layout and ``torch.compile`` (speed only; ``ldlib.device``)."""
     if tuple(diff_cfg.resolutions) != tuple(model_cfg.resolutions):
         raise ValueError(f"diffusion resolutions {diff_cfg.resolutions} != model resolutions {model_cfg.resolutions}")
     run_dir = Path(run_dir)
@@ -99,11 +113,12 @@ def train(
     model = build_model(model_cfg)
     if init is not None:
         init(model)
-    model.to(dev)
-    if dev.type == "cpu" and precision == "fp32":
-        model.to(memory_format=torch.channels_last)
+    layout = memory_format(dev, precision, execution)
+    place(model, dev, precision, execution)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     net = distributed.wrap(model, ctx, dev)
+    if execution.compile:
+        net = torch.compile(net)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
     gen = torch.Generator().manual_seed(train_cfg.seed + 1)
     step = 0
@@ -149,17 +164,11 @@ def train(
         x0 = data.batch(idx, dev)
         tb = text_dev[index[idx.to(dev)]]
         t_dev = t.to(dev)
-        z, targets = training_inputs(x0, eps0.to(dev), t_dev, diff_cfg, crops)
-        if dev.type == "cpu" and precision == "fp32":
-            z = [v.contiguous(memory_format=torch.channels_last) for v in z]
-        with autocast(dev, precision):
-            pred = net(z, t_dev, tb.tokens, tb.mask, tb.pooled, keep.to(dev), crops)
-        loss, per_level = layered_loss(pred, targets, t_dev, diff_cfg)
+        loss, per_level = step_loss(net, x0, eps0.to(dev), t_dev, tb, keep.to(dev), crops, diff_cfg, dev, precision, layout)
+        logged = torch.stack([loss.detach(), *(v.detach() for v in per_level)])
         if ctx.active:  # report the global batch's loss, as one process would
-            per_level = [distributed.mean_across(v, ctx) for v in per_level]
-            value = distributed.mean_across(loss, ctx).item()
-        else:
-            value = loss.item()
+            logged = distributed.mean_across(logged, ctx)
+        value, *level_values = logged.tolist()  # the step's one host sync
         if not math.isfinite(value):
             bar.close()
             raise NonFiniteLoss(f"loss is {value} at step {step + 1} of {run_dir}; last good checkpoint: "
@@ -174,7 +183,7 @@ def train(
         step += 1
 
         result.losses.append(value)
-        result.level_losses.append([v.item() for v in per_level])
+        result.level_losses.append(level_values)
         if t_start is None:
             t_start = time.perf_counter()  # the first step pays for one-off set-up
         else:
@@ -211,4 +220,5 @@ def load_model(ckpt: Path | str, use_ema: bool = True, device: str | None = None
     configs = read_configs(ckpt)
     model = build_model(configs["model"])
     load_weights(model, ckpt / ("ema.safetensors" if use_ema else "model.safetensors"))
-    return model.to(pick_device(device)).eval(), configs
+    dev = pick_device(device)
+    return place(model, dev, resolve_precision("auto", dev)).eval(), configs

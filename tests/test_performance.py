@@ -1,0 +1,83 @@
+"""Speed choices (ldlib.device) change how the network runs, never what it computes beyond float noise."""
+
+import pytest
+import torch
+
+from ldlib.config import DiffusionConfig, TrainConfig, model_config
+from ldlib.data import shapes_dataset
+from ldlib.device import Execution, memory_format, place, resolve_precision
+from ldlib.network import build_model
+from ldlib.sampler import sample
+from ldlib.text import HashTextEncoder, encode_unique
+from ldlib.train import load_model, train
+
+CPU = torch.device("cpu")
+
+
+def test_layout_and_precision_rules():
+    assert memory_format(CPU, "fp32") == torch.channels_last
+    assert memory_format(CPU, "bf16") == torch.contiguous_format
+    assert memory_format(CPU, "fp32", Execution(channels_last=False)) == torch.contiguous_format
+    assert memory_format(torch.device("cuda"), "bf16") == torch.contiguous_format
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+
+
+def test_channels_last_forward_matches_contiguous():
+    torch.manual_seed(0)
+    cfg = model_config("smoke", 3)
+    a = build_model(cfg).eval()
+    for p in a.parameters():  # zero-initialised output layers would make the comparison trivial
+        p.data.add_(0.02 * torch.randn_like(p))
+    b = place(build_model(cfg).eval(), CPU, "fp32")
+    b.load_state_dict(a.state_dict())
+    assert b.base_in.weight.is_contiguous(memory_format=torch.channels_last)
+    z = [torch.randn(2, 3, r, r) for r in cfg.resolutions]
+    text = HashTextEncoder(dim=cfg.text_dim).encode(["a red circle", "a blue square"])
+    t = torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        ya = a(z, t, text.tokens, text.mask, text.pooled)
+        yb = b([v.contiguous(memory_format=torch.channels_last) for v in z], t, text.tokens, text.mask, text.pooled)
+    for u, v in zip(ya, yb):
+        assert u.abs().max() > 1e-3 and torch.allclose(u, v, atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = shapes_dataset(48, 64, seed=0)
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    mc = model_config("smoke", 3)
+    dc = DiffusionConfig.paper(mc.resolutions)
+    tc = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=4, text_encoder="hash",
+                     precision="fp32")
+    out = {}
+    for name, ex in (("default", Execution()), ("contiguous", Execution(channels_last=False))):
+        out[name] = train(mc, dc, tc, data, text, index, tmp_path_factory.mktemp(name), progress=False, execution=ex)
+    return out
+
+
+def test_training_layout_does_not_change_the_losses(run):
+    a, b = run["default"], run["contiguous"]
+    assert len(a.losses) == len(b.losses) == 4
+    assert a.losses == pytest.approx(b.losses, rel=1e-4, abs=1e-6)
+    assert [x for r in a.level_losses for x in r] == pytest.approx([x for r in b.level_losses for x in r], rel=1e-4, abs=1e-6)
+
+
+def test_loaded_model_samples_in_the_chosen_layout_with_the_same_images(run):
+    model, cfgs = load_model(run["default"].checkpoint)
+    assert model.base_in.weight.is_contiguous(memory_format=torch.channels_last)
+    text = HashTextEncoder().encode(["a red circle", "a blue square"])
+    fast = sample(model, cfgs["diffusion"], text, steps=4, seed=1).top
+    plain = sample(model.to(memory_format=torch.contiguous_format), cfgs["diffusion"], text, steps=4, seed=1).top
+    assert torch.allclose(fast, plain, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_compiled_training_on_cuda(tmp_path):
+    data = shapes_dataset(32, 64)
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    mc = model_config("smoke", 3)
+    tc = TrainConfig(steps=3, batch_size=4, text_encoder="hash")
+    r = train(mc, DiffusionConfig.paper(mc.resolutions), tc, data, text, index, tmp_path / "run", device="cuda",
+              progress=False, execution=Execution(compile=True))
+    assert len(r.losses) == 3 and all(torch.isfinite(torch.tensor(r.losses)))
