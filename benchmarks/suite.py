@@ -1,0 +1,173 @@
+"""Wall time of a whole ``ldlib reproduce`` suite, before vs after a change, from what the runs left behind.
+
+Each executed notebook records its wall time in ``results/<profile>/<notebook>/provenance.json``, and each
+cached training run records its throughput in its last checkpoint's ``history.json``. This script reads both
+for two suites (no timing of its own) and writes ``results/bench/suite-<profile>.json`` and ``.md``:
+
+    .venv/bin/python benchmarks/suite.py --profile default \\
+        --before git:f5e1232 --before-cache /path/to/old/cache \\
+        --after results/default --after-cache /path/to/new/cache
+
+``--before``/``--after`` are a results directory or ``git:<rev>`` (that commit's ``results/<profile>``).
+Notebooks share cached runs, so a notebook's own time depends on which notebook ran first; compare totals.
+A run's images/s is that of the training invocation that finished it (a resumed run reports its last segment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def notebook_times(source: str, profile: str) -> dict[str, dict]:
+    """``{notebook: provenance subset}`` from a results directory or ``git:<rev>``."""
+    if source.startswith("git:"):
+        rev = source[4:]
+        listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{rev}:results/{profile}"],
+                                 capture_output=True, text=True)
+        if listing.returncode:
+            raise SystemExit(f"no results/{profile} at {rev}: {listing.stderr.strip()}")
+        texts = {}
+        for name in listing.stdout.split():
+            shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:results/{profile}/{name}/provenance.json"],
+                                   capture_output=True, text=True)
+            if not shown.returncode:
+                texts[name] = shown.stdout
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is not a results directory (give a folder or git:<rev>)")
+        texts = {p.parent.name: p.read_text() for p in sorted(folder.glob("*/provenance.json"))}
+    if not texts:
+        raise SystemExit(f"no notebook provenance found in {source}")
+    out = {}
+    for name, text in sorted(texts.items()):
+        prov = json.loads(text)
+        out[name] = {"wall_time_s": prov.get("wall_time_s"), "status": prov.get("status"),
+                     "started_utc": prov.get("started_utc"), "commit": (prov.get("git") or {}).get("commit")}
+    return out
+
+
+def training_runs(cache: Path | None) -> dict[str, dict]:
+    """``{run name without its config hash: steps, batch, images/s, training seconds}`` for finished runs."""
+    if cache is None:
+        return {}
+    runs_dir = cache / "runs" if (cache / "runs").is_dir() else cache
+    if not runs_dir.is_dir():
+        raise SystemExit(f"{cache} holds no runs/ folder (it should be an LDLIB_CACHE)")
+    found = []
+    for latest in sorted(runs_dir.glob("*/latest")):
+        ckpt = latest.parent / latest.read_text().strip()
+        try:
+            history = json.loads((ckpt / "history.json").read_text())
+            config = json.loads((ckpt / "config.json").read_text())
+            train = config["train"]
+        except (OSError, ValueError, KeyError):
+            continue
+        done = len(history.get("losses", []))
+        ips = history.get("images_per_s")
+        if done < train["steps"] or not ips:
+            continue
+        name = re.sub(r"-[0-9a-f]{12}$", "", latest.parent.name)
+        found.append((name, config, {
+            "steps": train["steps"], "batch_size": train["batch_size"], "images_per_s": ips,
+            "train_s": train["steps"] * train["batch_size"] / ips}))
+    # A run's folder is its name plus a hash that also covers the code, so the same experiment has another
+    # hash in each suite; runs that share a name (e.g. one per noise kind) are told apart by their config.
+    names = [name for name, _, _ in found]
+    out = {}
+    for name, config, row in found:
+        key = name
+        if names.count(name) > 1:
+            key = f"{name} [{config.get('diffusion', {}).get('noise_kind', '?')}]"
+        if key in out:
+            key = f"{key} [{hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]}]"
+        out[key] = row
+    return out
+
+
+def compare(before: dict, after: dict, runs_before: dict, runs_after: dict) -> dict:
+    def total(times):
+        return sum(t["wall_time_s"] or 0.0 for t in times.values())
+
+    report = {"notebooks": {}, "runs": {}}
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name, {}).get("wall_time_s"), after.get(name, {}).get("wall_time_s")
+        report["notebooks"][name] = {"before_s": b, "after_s": a}
+    report["total_before_s"], report["total_after_s"] = total(before), total(after)
+    report["total_ratio"] = report["total_before_s"] / report["total_after_s"] if report["total_after_s"] else None
+    for name in sorted(set(runs_before) | set(runs_after)):
+        b, a = runs_before.get(name, {}), runs_after.get(name, {})
+        report["runs"][name] = {"before_images_per_s": b.get("images_per_s"), "after_images_per_s": a.get("images_per_s"),
+                                "before_train_s": b.get("train_s"), "after_train_s": a.get("train_s")}
+    both = [r for r in report["runs"].values() if r["before_images_per_s"] and r["after_images_per_s"]]
+    if both:
+        report["median_images_per_s"] = {"before": statistics.median(r["before_images_per_s"] for r in both),
+                                         "after": statistics.median(r["after_images_per_s"] for r in both),
+                                         "runs": len(both)}
+        report["train_s_sum"] = {"before": sum(r["before_train_s"] for r in both),
+                                 "after": sum(r["after_train_s"] for r in both)}
+    return report
+
+
+def _f(x, nd=0) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
+    lines = [f"# `{profile}` suite: {labels[0]} vs {labels[1]}", "",
+             "Notebooks share cached training runs, so one notebook's time depends on the order they ran in; "
+             "compare the totals.", "", "| notebook | before s | after s |", "|---|---:|---:|"]
+    for name, r in report["notebooks"].items():
+        lines.append(f"| {name} | {_f(r['before_s'])} | {_f(r['after_s'])} |")
+    lines.append(f"| **total** | **{_f(report['total_before_s'])}** | **{_f(report['total_after_s'])}** |")
+    if report.get("total_ratio"):
+        lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
+    if report["runs"]:
+        lines += ["", "Training runs (throughput of the invocation that finished each run; training seconds = "
+                  "steps x batch / images/s):", "",
+                  "| run | before img/s | after img/s | before train s | after train s |", "|---|---:|---:|---:|---:|"]
+        for name, r in report["runs"].items():
+            lines.append(f"| {name} | {_f(r['before_images_per_s'], 1)} | {_f(r['after_images_per_s'], 1)} | "
+                         f"{_f(r['before_train_s'])} | {_f(r['after_train_s'])} |")
+        if "median_images_per_s" in report:
+            m, s = report["median_images_per_s"], report["train_s_sum"]
+            lines += ["", f"Runs in both suites: {m['runs']}; median images/s {m['before']:.1f} -> {m['after']:.1f}; "
+                      f"training seconds summed {s['before']:.0f} -> {s['after']:.0f}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--before", required=True, help="results directory or git:<rev>")
+    ap.add_argument("--after", required=True, help="results directory or git:<rev>")
+    ap.add_argument("--before-cache", type=Path, help="LDLIB_CACHE the before suite trained into")
+    ap.add_argument("--after-cache", type=Path, help="LDLIB_CACHE the after suite trained into")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--force", action="store_true", help="replace an existing suite-<profile> report")
+    args = ap.parse_args()
+
+    before, after = notebook_times(args.before, args.profile), notebook_times(args.after, args.profile)
+    report = compare(before, after, training_runs(args.before_cache), training_runs(args.after_cache))
+    report.update(profile=args.profile, before=args.before, after=args.after,
+                  before_notebooks=before, after_notebooks=after)
+    out_json = args.out / f"suite-{args.profile}.json"
+    if out_json.exists() and not args.force:
+        raise SystemExit(f"{out_json} exists; pass --force to replace it")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=2) + "\n")
+    md = markdown(report, args.profile, (args.before, args.after))
+    out_json.with_suffix(".md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

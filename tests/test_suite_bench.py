@@ -1,0 +1,67 @@
+"""benchmarks/suite.py's bookkeeping on made-up suites: notebook times from provenance, training throughput
+from cached runs matched across code versions, totals and the refusal to overwrite."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("suite", Path(__file__).resolve().parent.parent / "benchmarks" / "suite.py")
+suite = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(suite)
+
+
+def fake_results(root: Path, times: dict[str, float]) -> Path:
+    for name, wall in times.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "provenance.json").write_text(json.dumps(
+            {"notebook": name, "status": "ok", "wall_time_s": wall, "git": {"commit": "abc"}}))
+    return root
+
+
+def fake_run(cache: Path, folder: str, noise: str, ips: float, steps: int = 4, done: int | None = None) -> None:
+    ckpt = cache / "runs" / folder / f"step-{steps:08d}"
+    ckpt.mkdir(parents=True)
+    (ckpt.parent / "latest").write_text(ckpt.name)
+    (ckpt / "config.json").write_text(json.dumps({"diffusion": {"noise_kind": noise},
+                                                  "train": {"steps": steps, "batch_size": 8}}))
+    (ckpt / "history.json").write_text(json.dumps({"losses": [1.0] * (steps if done is None else done),
+                                                   "images_per_s": ips}))
+
+
+def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
+    before, after = tmp_path / "b", tmp_path / "a"
+    fake_run(before, "cpu16-layered64-aaaaaaaaaaaa", "sinc", 10.0)
+    fake_run(before, "cpu16-layered64-bbbbbbbbbbbb", "bilinear", 20.0)
+    fake_run(after, "cpu16-layered64-cccccccccccc", "sinc", 16.0)
+    fake_run(after, "cpu16-layered64-dddddddddddd", "bilinear", 20.0)
+    fake_run(after, "cpu16-single64-eeeeeeeeeeee", "sinc", 5.0, done=2)  # unfinished: not counted
+    runs_b, runs_a = suite.training_runs(before), suite.training_runs(after)
+    assert set(runs_b) == set(runs_a) == {"cpu16-layered64 [sinc]", "cpu16-layered64 [bilinear]"}
+    assert runs_a["cpu16-layered64 [sinc]"]["train_s"] == pytest.approx(4 * 8 / 16.0)
+
+    report = suite.compare(suite.notebook_times(str(fake_results(tmp_path / "rb", {"01": 300.0, "02": 100.0})), "x"),
+                           suite.notebook_times(str(fake_results(tmp_path / "ra", {"01": 150.0, "02": 50.0})), "x"),
+                           runs_b, runs_a)
+    assert report["total_before_s"] == 400.0 and report["total_after_s"] == 200.0
+    assert report["total_ratio"] == pytest.approx(2.0)
+    assert report["median_images_per_s"] == {"before": 15.0, "after": 18.0, "runs": 2}
+    md = suite.markdown(report, "x", ("old", "new"))
+    assert "| **total** | **400** | **200** |" in md and "x2.00" in md
+
+
+def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="results directory"):
+        suite.notebook_times(str(tmp_path / "missing"), "default")
+    with pytest.raises(SystemExit, match="LDLIB_CACHE"):
+        suite.training_runs(tmp_path / "missing")
+    fake_results(tmp_path / "r", {"01": 1.0})
+    args = ["suite.py", "--profile", "x", "--before", str(tmp_path / "r"), "--after", str(tmp_path / "r"),
+            "--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", args)
+    suite.main()
+    assert (tmp_path / "out" / "suite-x.md").exists()
+    with pytest.raises(SystemExit, match="--force"):
+        suite.main()
