@@ -17,7 +17,9 @@ What it measures (each in its own subprocess, so peak memory is that measurement
   the measured convolution ceiling;
 * the layered model with strategic cropping (section 3.1) at the crop size the notebooks use;
 * sampling: seconds per image at the target resolution, 50 DDIM steps with classifier-free guidance;
-* memory of a ``default``-profile training run (``ldlib train``, cpu16, 3 resolutions, batch 32, MiniLM).
+* memory of a ``default``-profile training run (``ldlib train``, cpu16, 3 resolutions, batch 32, MiniLM);
+* training memory measured vs ``ldlib.memory``'s estimate, and that estimate for the ``paper`` preset on one
+  GPU (this one, or 80 GB when run on a CPU), without and with activation checkpointing.
 
 Training uses ``ldlib.train.train`` and sampling ``ldlib.train.load_model`` + ``ldlib.sampler.sample``: the
 library's own paths, so ``--code`` measures what another version of the library does with the same harness.
@@ -207,7 +209,8 @@ def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dic
         base = {"kind": "train", "preset": preset, "levels": 3, "single": False, "batch": train_batch[preset],
                 "steps": 2 if quick else train_steps[preset]}
         jobs += [dict(base, execution={"channels_last": False}, ablation="layout: contiguous (NCHW)"),
-                 dict(base, execution={"compile": True}, ablation="torch.compile")]
+                 dict(base, execution={"compile": True}, ablation="torch.compile"),
+                 dict(base, execution={"checkpoint_activations": True}, ablation="activation checkpointing")]
         jobs.append({"kind": "sample", "preset": preset, "levels": 3, "single": False, "batch": sample_batch[preset],
                      "steps": 5 if quick else 50, "layout": "contiguous", "ablation": "layout: contiguous (NCHW)"})
     if device == "cpu":
@@ -215,6 +218,21 @@ def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dic
     for job in jobs:
         job["device"] = device
     return jobs
+
+
+def _estimates(results: list[dict], preset: str, levels: int) -> dict:
+    """ldlib.memory's estimate for the benchmarked training steps (state + saved activations, MiB): the
+    number to hold against the measured peak (CUDA: allocated; CPU: RSS above the process's baseline)."""
+    import torch
+
+    from ldlib.config import model_config
+    from ldlib.device import resolve_precision
+    from ldlib.memory import training_memory
+
+    spec = next(r["spec"] for r in results if r["spec"]["kind"] == "train" and r["spec"]["preset"] == preset)
+    precision = resolve_precision("auto", torch.device(spec["device"]))
+    return {name: training_memory(model_config(preset, levels, single=name == "single"), spec["batch"],
+                                  precision).total_bytes / 2**20 for name in ("single", "layered")}
 
 
 def summarise(results: list[dict]) -> dict:
@@ -246,9 +264,11 @@ def summarise(results: list[dict]) -> dict:
             row["train_images_per_s"] = {"single": ts["images_per_s"], "layered": tl["images_per_s"]}
             row["train_speed_ratio"] = tl["images_per_s"] / ts["images_per_s"]
             row["train_peak_rss_mib"] = {"single": ts["peak_rss_mib"], "layered": tl["peak_rss_mib"]}
+            row["train_base_rss_mib"] = {"single": ts["base_rss_mib"], "layered": tl["base_rss_mib"]}
             if ts.get("cuda_peak_mib") is not None:
                 row["train_cuda_peak_mib"] = {"single": ts["cuda_peak_mib"], "layered": tl["cuda_peak_mib"]}
             row["mfu"] = {n: r["images_per_s"] * 3 * flops[n] / conv_peak for n, r in (("single", ts), ("layered", tl))}
+            row["train_memory_estimate_mib"] = _estimates(results, preset, levels)
         if tc and tl:
             row["crop"] = {"images_per_s": tc["images_per_s"], "speedup": tc["images_per_s"] / tl["images_per_s"],
                            "peak_rss_mib": tc["peak_rss_mib"]}
@@ -260,6 +280,17 @@ def summarise(results: list[dict]) -> dict:
                  for r in results if r["spec"].get("ablation")]
     default_run = next((r["result"] for r in results if r["spec"]["kind"] == "default_run"), None)
     return {"ceiling": ceiling, "rows": rows, "ablations": ablations, "default_run": default_run}
+
+
+def paper_memory(device: str) -> list[dict]:
+    """Table 1's ``paper`` models on one GPU (bf16 autocast, batch 32): this device's memory when it is a GPU,
+    else the 80 GB the issue asks to fit. An estimate on the meta device (ldlib.memory), not a measurement."""
+    import torch
+
+    from ldlib.memory import table1_memory
+
+    gib = torch.cuda.get_device_properties(0).total_memory / 2**30 if device == "cuda" else 80.0
+    return table1_memory("paper", batch_size=32, precision="bf16", budget_gib=gib)
 
 
 def _f(x, nd=3) -> str:
@@ -291,6 +322,22 @@ def markdown(report: dict, before: dict | None = None) -> str:
             f"| {_f(sm.get('single'))} | {_f(sm.get('layered'))} | {_f(r.get('sample_speed_ratio'))} |")
     lines += ["", "Speed ratio > 1 and FLOPs ratio < 1 both favour the layered model; the paper's column is its "
               "Table 1 (reference). MFU: training FLOP/s (3 x forward FLOPs x images/s) over the conv ceiling above."]
+    est_rows = [r for r in report["rows"] if r.get("train_memory_estimate_mib")]
+    if est_rows:
+        lines += ["", "Training memory, measured vs `ldlib.memory`'s estimate (MiB; measured = CUDA peak allocated, "
+                  "or on the CPU peak RSS minus the process's RSS before training):", "",
+                  "| preset | target px | single measured | single estimate | layered measured | layered estimate |",
+                  "|---|---|---|---|---|---|"]
+        for r in est_rows:
+            est = r["train_memory_estimate_mib"]
+            meas = r.get("train_cuda_peak_mib") or {n: r["train_peak_rss_mib"][n] - r["train_base_rss_mib"][n]
+                                                      for n in ("single", "layered")}
+            lines.append(f"| {r['preset']} | {r['target']} | {_f(meas['single'], 4)} | {_f(est['single'], 4)} "
+                         f"| {_f(meas['layered'], 4)} | {_f(est['layered'], 4)} |")
+    if report.get("paper_memory"):
+        from ldlib.memory import memory_table
+
+        lines += ["", "## The `paper` preset on one GPU (estimate)", "", memory_table(report["paper_memory"])]
     if report["ablations"]:
         preset = report["ablations"][0]["preset"]
         base = next(r for r in report["rows"] if r["preset"] == preset and r["levels"] == 3)
@@ -366,6 +413,7 @@ def main() -> None:
         spec["native_bf16"] = native
         results.append({"spec": spec, "result": run_worker(spec, args.code.resolve())})
     report = summarise(results)
+    report["paper_memory"] = paper_memory(device)
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
     report["meta"] = {"device": f"{device} ({name})", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                       "threads": torch.get_num_threads(), "torch": torch.__version__, "code": str(args.code),

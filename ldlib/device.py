@@ -11,6 +11,9 @@ measured with ``benchmarks/bench.py`` on the machine it targets (numbers in ``re
 * ``torch.compile``: an option (``Execution(compile=True)``, ``ldlib train --compile``) for long runs on a GPU;
   on the CPU it bought x1.05 (within noise: training runs at ~60% of the convolution ceiling, conv-bound) for
   about a minute of compilation per model.
+* activation checkpointing: an option (``Execution(checkpoint_activations=True)``, ``ldlib train
+  --checkpoint-activations``) for models whose activations outgrow the device: ``ldlib memory`` estimates
+  them; the ``paper`` preset at 512 px needs it to train more than a few images per step on an 80 GB GPU.
 """
 
 from __future__ import annotations
@@ -63,10 +66,13 @@ def autocast(device: torch.device, precision: str):
 class Execution:
     """How to run a network, not what it computes; not part of a run's cache key. ``channels_last``: None
     chooses by device and precision (:func:`memory_format`); ``compile``: wrap the network in
-    ``torch.compile`` (training only)."""
+    ``torch.compile`` (training only); ``checkpoint_activations``: recompute each block in the backward pass
+    (training only; trades about a third more compute for most of the activation memory, see
+    ``ldlib.memory``)."""
 
     channels_last: bool | None = None
     compile: bool = False
+    checkpoint_activations: bool = False
 
 
 def memory_format(device: torch.device, precision: str, execution: Execution = Execution()) -> torch.memory_format:
@@ -78,5 +84,17 @@ def memory_format(device: torch.device, precision: str, execution: Execution = E
 
 
 def place(model: torch.nn.Module, device: torch.device, precision: str, execution: Execution = Execution()) -> torch.nn.Module:
-    """``model`` on ``device`` in the layout :func:`memory_format` chooses (in place; returned for chaining)."""
+    """``model`` on ``device`` in the layout :func:`memory_format` chooses, its blocks checkpointed if asked
+    (in place; returned for chaining)."""
+    set_activation_checkpointing(model, execution.checkpoint_activations)
     return model.to(device=device, memory_format=memory_format(device, precision, execution))
+
+
+def set_activation_checkpointing(model: torch.nn.Module, enabled: bool) -> int:
+    """Turn recomputation on or off for every block of ``model`` that supports it; returns how many."""
+    from .network import Block
+
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    for m in blocks:
+        m.checkpoint = enabled
+    return len(blocks)

@@ -22,6 +22,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
@@ -98,7 +99,17 @@ class Block(nn.Module):
         self.res = ResBlock(cin, cout, emb_dim, cfg.dropout)
         self.attn = Attention(cout, cfg.text_dim, cfg.head_channels) if attention else None
 
+    #: Recompute this block in the backward pass instead of keeping its activations (``ldlib.device``'s
+    #: ``Execution(checkpoint_activations=True)``): the same numbers for about one more forward pass of compute,
+    #: and what lets the ``paper`` preset train at a useful batch on one GPU (``ldlib.memory``).
+    checkpoint: bool = False
+
     def forward(self, x, emb, tokens, mask):
+        if self.checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, x, emb, tokens, mask, use_reentrant=False)
+        return self._forward(x, emb, tokens, mask)
+
+    def _forward(self, x, emb, tokens, mask):
         x = self.res(x, emb)
         return self.attn(x, tokens, mask) if self.attn is not None else x
 

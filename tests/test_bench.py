@@ -8,6 +8,7 @@ import pytest
 
 from ldlib.config import model_config
 from ldlib.flops import count_flops
+from ldlib.memory import table1_memory
 
 spec = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py")
 bench = importlib.util.module_from_spec(spec)
@@ -55,15 +56,20 @@ def test_summary_ratios_and_mfu():
     flops = count_flops(model_config("smoke", 3))
     assert row["mfu"]["layered"] == pytest.approx(20.0 * 3 * flops / 50e9)
     assert row["flops_ratio"] == pytest.approx(flops / count_flops(model_config("smoke", 3, single=True)))
-    assert len(report["ablations"]) == 3 and report["default_run"]["peak_rss_mib"] == 1200.0
+    assert len(report["ablations"]) == 4 and report["default_run"]["peak_rss_mib"] == 1200.0
+    assert "activation checkpointing" in [a["what"] for a in report["ablations"]]
+    est = row["train_memory_estimate_mib"]
+    assert 0 < est["single"] and 0 < est["layered"]  # ldlib.memory's estimate, beside the measured peak
 
 
 def test_markdown_has_the_tables_and_the_before_after():
     report = bench.summarise(fake_results())
     report["meta"] = {"device": "cpu (test)", "cpu_capability": "AVX2", "threads": 2, "torch": "x", "code": "here",
                       "commit": "abc", "date": "today", "command": "bench.py", "quick": True}
+    report["paper_memory"] = table1_memory("smoke", batch_size=4, precision="fp32", budget_gib=1.0)
     text = bench.markdown(report, before=report)
-    for heading in ("Machine ceiling", "Training", "Speed choices", "Memory of a default training run", "Before / after"):
+    for heading in ("Machine ceiling", "Training", "Speed choices", "Memory of a default training run", "Before / after",
+                    "measured vs `ldlib.memory`'s estimate", "on one GPU (estimate)"):
         assert heading in text
     assert "| smoke | 64 | 10 | 20 | 2 |" in text
     assert "| layout: contiguous (NCHW) | train images/s | 20 | 10 | 0.5 |" in text

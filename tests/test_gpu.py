@@ -39,3 +39,27 @@ def test_train_and_sample_on_cuda(tmp_path):
     model, cfgs = load_model(r.checkpoint, device="cuda")
     out = sample(model, cfgs["diffusion"], HashTextEncoder().encode(["a red circle"]), steps=3, precision="bf16")
     assert all(torch.isfinite(x).all() for x in out.images)
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_memory_estimate_against_cuda_allocations(checkpointed):
+    """ldlib.memory emulates bf16 autocast on the meta device; here the real thing: the memory a forward pass
+    under autocast leaves allocated (what the backward pass will need) against the estimate."""
+    from ldlib.config import model_config
+    from ldlib.device import set_activation_checkpointing
+    from ldlib.memory import _count
+    from ldlib.network import build_model
+
+    cfg, b = model_config("cpu16", 3), 16
+    model = build_model(cfg).cuda()
+    set_activation_checkpointing(model, checkpointed)
+    z = [torch.randn(b, 3, r, r, device="cuda") for r in cfg.resolutions]
+    args = (torch.rand(b, device="cuda"), torch.randn(b, 32, cfg.text_dim, device="cuda"),
+            torch.ones(b, 32, dtype=torch.bool, device="cuda"), torch.randn(b, cfg.text_dim, device="cuda"))
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(z, *args)
+    held = torch.cuda.memory_allocated() - before - sum(o.numel() * o.element_size() for o in out)
+    estimate = _count(cfg, b, "bf16", checkpointed, 32)[0]  # what stays saved (no block being recomputed yet)
+    assert 0.75 < held / estimate < 1.25, (held, estimate)

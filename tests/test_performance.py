@@ -51,7 +51,8 @@ def run(tmp_path_factory):
     tc = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=4, text_encoder="hash",
                      precision="fp32")
     out = {}
-    for name, ex in (("default", Execution()), ("contiguous", Execution(channels_last=False))):
+    for name, ex in (("default", Execution()), ("contiguous", Execution(channels_last=False)),
+                     ("checkpointed", Execution(checkpoint_activations=True))):
         out[name] = train(mc, dc, tc, data, text, index, tmp_path_factory.mktemp(name), progress=False, execution=ex)
     return out
 
@@ -61,6 +62,11 @@ def test_training_layout_does_not_change_the_losses(run):
     assert len(a.losses) == len(b.losses) == 4
     assert a.losses == pytest.approx(b.losses, rel=1e-4, abs=1e-6)
     assert [x for r in a.level_losses for x in r] == pytest.approx([x for r in b.level_losses for x in r], rel=1e-4, abs=1e-6)
+
+
+def test_activation_checkpointing_does_not_change_the_losses(run):
+    a, b = run["default"], run["checkpointed"]
+    assert a.losses == pytest.approx(b.losses, rel=1e-5, abs=1e-7)
 
 
 def test_loaded_model_samples_in_the_chosen_layout_with_the_same_images(run):
