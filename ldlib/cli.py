@@ -97,7 +97,8 @@ def _train(args: argparse.Namespace) -> int:
         def init(model):
             print(stack_from(model, args.init_from).summary())
     result = train(mcfg, dcfg, tcfg, data, text, index, args.out, device=args.device, init=init, progress=not args.quiet,
-                   execution=Execution(compile=args.compile, checkpoint_activations=args.checkpoint_activations))
+                   execution=Execution(compile=args.compile, checkpoint_activations=args.checkpoint_activations,
+                                     micro_batches=args.micro_batches))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for the job
         print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
               f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-activations", action="store_true",
                     help="recompute each block in the backward pass: same results, far less memory, ~1/3 more "
                          "compute (`ldlib memory` says when a model needs it)")
+    tr.add_argument("--micro-batches", type=int, default=1,
+                    help="accumulate each step's gradient over this many parts of the batch (same update, less memory)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")

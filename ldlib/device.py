@@ -68,11 +68,13 @@ class Execution:
     chooses by device and precision (:func:`memory_format`); ``compile``: wrap the network in
     ``torch.compile`` (training only); ``checkpoint_activations``: recompute each block in the backward pass
     (training only; trades about a third more compute for most of the activation memory, see
-    ``ldlib.memory``)."""
+    ``ldlib.memory``); ``micro_batches``: split each step's batch (each rank's shard of it) into this many
+    parts whose gradients are accumulated, for batches larger than the device holds (same step, same update)."""
 
     channels_last: bool | None = None
     compile: bool = False
     checkpoint_activations: bool = False
+    micro_batches: int = 1
 
 
 def memory_format(device: torch.device, precision: str, execution: Execution = Execution()) -> torch.memory_format:

@@ -19,6 +19,8 @@ restarts them from the last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,6 +109,11 @@ def wrap(model: torch.nn.Module, ctx: Context, device: torch.device) -> torch.nn
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def no_sync(wrapped: torch.nn.Module, ctx: Context):
+    """Skip the gradient all-reduce of this backward pass (all micro-batches of a step but the last)."""
+    return wrapped.no_sync() if ctx.active else contextlib.nullcontext()
 
 
 def barrier(ctx: Context) -> None:

@@ -14,6 +14,7 @@ resumed from a checkpoint continues exactly as if it had never stopped (on the C
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -116,7 +117,10 @@ def train(
     layout = memory_format(dev, precision, execution)
     place(model, dev, precision, execution)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    net = distributed.wrap(model, ctx, dev)
+    if execution.micro_batches < 1 or (train_cfg.batch_size // ctx.world) % execution.micro_batches:
+        raise ValueError(f"micro_batches={execution.micro_batches} must divide each process's batch "
+                         f"{train_cfg.batch_size // ctx.world} (global batch {train_cfg.batch_size}, {ctx.world} process(es))")
+    net = ddp = distributed.wrap(model, ctx, dev)
     if execution.compile:
         net = torch.compile(net)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
@@ -180,18 +184,24 @@ def train(
         crops = nested_crop_boxes(model_cfg.resolutions, train_cfg.crop_size, gen) if train_cfg.crop_size else None
 
         idx, keep, t, eps0 = (distributed.shard(v, ctx) for v in (idx, keep, t, eps0))
-        x0 = data.batch(idx, dev)
-        tb = text_dev[index[idx.to(dev)]]
-        t_dev = t.to(dev)
-        loss, per_level = step_loss(net, x0, eps0.to(dev), t_dev, tb, keep.to(dev), crops, diff_cfg, dev, precision, layout)
-        logged = torch.stack([loss.detach(), *(v.detach() for v in per_level)])
+        opt.zero_grad(set_to_none=True)
+        logged = 0.0
+        # Equal micro-batches: the mean of their mean losses is the batch's, so the accumulated gradient is too.
+        parts = torch.arange(len(idx)).chunk(execution.micro_batches)
+        for j, part in enumerate(parts):
+            sync = contextlib.nullcontext() if j == len(parts) - 1 else distributed.no_sync(ddp, ctx)
+            with sync:
+                x0 = data.batch(idx[part], dev)
+                tb = text_dev[index[idx[part].to(dev)]]
+                loss, per_level = step_loss(net, x0, eps0[part].to(dev), t[part].to(dev), tb, keep[part].to(dev), crops,
+                                            diff_cfg, dev, precision, layout)
+                (loss / len(parts)).backward()
+            logged = logged + torch.stack([loss.detach(), *(v.detach() for v in per_level)]) / len(parts)
         if ctx.active:  # report the global batch's loss, as one process would
             logged = distributed.mean_across(logged, ctx)
         pending.append(logged)
         if len(pending) >= read_every:
-            read_losses(step + 1 - len(pending))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            read_losses(step + 1 - len(pending))  # before the optimizer step: a bad loss leaves the weights as they were
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
         for group in opt.param_groups:
             group["lr"] = train_cfg.lr * min(1.0, (step + 1) / max(1, train_cfg.warmup_steps))

@@ -52,7 +52,8 @@ def run(tmp_path_factory):
                      precision="fp32")
     out = {}
     for name, ex in (("default", Execution()), ("contiguous", Execution(channels_last=False)),
-                     ("checkpointed", Execution(checkpoint_activations=True))):
+                     ("checkpointed", Execution(checkpoint_activations=True)),
+                     ("micro-batches", Execution(micro_batches=4))):
         out[name] = train(mc, dc, tc, data, text, index, tmp_path_factory.mktemp(name), progress=False, execution=ex)
     return out
 
@@ -64,9 +65,21 @@ def test_training_layout_does_not_change_the_losses(run):
     assert [x for r in a.level_losses for x in r] == pytest.approx([x for r in b.level_losses for x in r], rel=1e-4, abs=1e-6)
 
 
-def test_activation_checkpointing_does_not_change_the_losses(run):
-    a, b = run["default"], run["checkpointed"]
+@pytest.mark.parametrize("name", ["checkpointed", "micro-batches"])
+def test_memory_savers_do_not_change_the_losses(run, name):
+    a, b = run["default"], run[name]
     assert a.losses == pytest.approx(b.losses, rel=1e-5, abs=1e-7)
+    assert [x for r in a.level_losses for x in r] == pytest.approx([x for r in b.level_losses for x in r], rel=1e-5, abs=1e-7)
+
+
+def test_micro_batches_must_divide_the_batch(tmp_path):
+    data = shapes_dataset(16, 64, seed=0)
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    mc = model_config("smoke", 3)
+    tc = TrainConfig(steps=1, batch_size=8, text_encoder="hash")
+    with pytest.raises(ValueError, match="micro_batches=3 must divide"):
+        train(mc, DiffusionConfig.paper(mc.resolutions), tc, data, text, index, tmp_path / "r", progress=False,
+              execution=Execution(micro_batches=3))
 
 
 def test_loaded_model_samples_in_the_chosen_layout_with_the_same_images(run):
