@@ -5,15 +5,20 @@ measured with ``benchmarks/bench.py`` on the machine it targets (numbers in ``re
 
 * precision: bf16 autocast only where the hardware computes bf16 natively (CUDA, AVX-512 BF16/AMX CPUs). On an
   AVX2-only CPU a bf16 matmul runs at ~0.3 GFLOP/s against ~140 GFLOP/s in fp32, so fp32 is chosen there.
-* memory format: channels_last on the CPU in fp32. On the 2-core AVX2 machine it made sampling 1.15-1.37x faster
-  (same-process A/B), and training neither faster nor slower beyond run-to-run noise (+-7%); CUDA keeps the
-  default layout until measured there.
+* memory format: channels_last on the CPU in fp32. On the 2-core AVX2 machine it made sampling 1.25x faster in
+  an interleaved same-process A/B (4 repetitions each, cpu16 at 64 px and cpu32 at 128 px, spread < 3%); the
+  benchmark's separate-process rows gave 1.37x and 0.98x in two runs (cross-process noise is that large), and
+  training neither faster nor slower beyond run-to-run noise (+-7%). CUDA keeps the default layout until
+  measured there.
 * ``torch.compile``: an option (``Execution(compile=True)``, ``ldlib train --compile``) for long runs on a GPU;
   on the CPU it bought x1.05 (within noise: training runs at ~60% of the convolution ceiling, conv-bound) for
   about a minute of compilation per model.
 * activation checkpointing: an option (``Execution(checkpoint_activations=True)``, ``ldlib train
   --checkpoint-activations``) for models whose activations outgrow the device: ``ldlib memory`` estimates
-  them; the ``paper`` preset at 512 px needs it to train more than a few images per step on an 80 GB GPU.
+  them; the ``paper`` preset at 512 px needs it to train more than a few images per step on an 80 GB GPU. On the
+  CPU it cost 16% of training speed (cpu16, 64 px: 30.4 vs 36.3 images/s), less than the extra forward pass.
+* micro-batches: an option (``Execution(micro_batches=N)``, ``ldlib train --micro-batches``) that accumulates
+  each step's gradient over N parts of the batch, for batches larger than memory allows.
 """
 
 from __future__ import annotations
