@@ -129,18 +129,24 @@ def work_train(spec: dict) -> dict:
             "cuda_peak_mib": _cuda_peak_mib(torch)}
 
 
-def work_sample(spec: dict) -> dict:
-    import torch
-
-    from ldlib.sampler import sample
-    from ldlib.text import HashTextEncoder
+def _loaded_model(spec: dict):
+    """A model as evaluation gets it: trained one step, saved, and loaded back with ``load_model``."""
     from ldlib.train import load_model, train
 
     mcfg, dcfg, tcfg = _configs(dict(spec, batch=2), 1, 1)
     data, text, index = _shapes_and_text(mcfg.resolutions[-1], n=8)
     with tempfile.TemporaryDirectory() as tmp:
         run = train(mcfg, dcfg, tcfg, data, text, index, Path(tmp) / "run", device=spec["device"], progress=False)
-        model, configs = load_model(run.checkpoint, device=spec["device"])
+        return load_model(run.checkpoint, device=spec["device"])
+
+
+def work_sample(spec: dict) -> dict:
+    import torch
+
+    from ldlib.sampler import sample
+    from ldlib.text import HashTextEncoder
+
+    model, configs = _loaded_model(spec)
     if spec.get("layout") == "contiguous":
         model = model.to(memory_format=torch.contiguous_format)
     prompts = HashTextEncoder().encode([f"a red circle {i}" for i in range(spec["batch"])])
@@ -171,7 +177,30 @@ def work_default_run(spec: dict) -> dict:
     return out
 
 
-WORKERS = {"ceiling": work_ceiling, "train": work_train, "sample": work_sample, "default_run": work_default_run}
+def work_sample_layouts(spec: dict) -> dict:
+    """Sampling in channels_last against contiguous in one process, interleaved: the separate-process ablation
+    row is at the mercy of run-to-run noise (+-15% here), this A/B is not."""
+    import torch
+
+    from ldlib.sampler import sample
+    from ldlib.text import HashTextEncoder
+
+    model, configs = _loaded_model(spec)
+    prompts = HashTextEncoder().encode([f"a red circle {i}" for i in range(spec["batch"])])
+    seconds = {"channels_last": [], "contiguous": []}
+    for _ in range(spec["reps"]):
+        for layout, fmt in (("channels_last", torch.channels_last), ("contiguous", torch.contiguous_format)):
+            model = model.to(memory_format=fmt)
+            sample(model, configs["diffusion"], prompts, steps=2, guidance=3.0)  # warm-up in this layout
+            start = time.perf_counter()
+            sample(model, configs["diffusion"], prompts, steps=spec["steps"], guidance=3.0)
+            seconds[layout].append(time.perf_counter() - start)
+    med = {k: sorted(v)[len(v) // 2] for k, v in seconds.items()}
+    return {"seconds": seconds, "speedup": med["contiguous"] / med["channels_last"]}
+
+
+WORKERS = {"ceiling": work_ceiling, "train": work_train, "sample": work_sample, "sample_layouts": work_sample_layouts,
+           "default_run": work_default_run}
 
 
 # -------------------------------------------------------------------------------------- orchestration
@@ -213,6 +242,9 @@ def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dic
                  dict(base, execution={"checkpoint_activations": True}, ablation="activation checkpointing")]
         jobs.append({"kind": "sample", "preset": preset, "levels": 3, "single": False, "batch": sample_batch[preset],
                      "steps": 5 if quick else 50, "layout": "contiguous", "ablation": "layout: contiguous (NCHW)"})
+        if device == "cpu":  # the layout choice that matters on the CPU, A/B in one process per preset
+            jobs += [{"kind": "sample_layouts", "preset": p, "levels": 3, "batch": sample_batch[p],
+                      "steps": 2 if quick else 10, "reps": 2 if quick else 4} for p in presets]
     if device == "cpu":
         jobs.append({"kind": "default_run", "steps": 3 if quick else 12})
     for job in jobs:
@@ -279,7 +311,9 @@ def summarise(results: list[dict]) -> dict:
     ablations = [{"what": r["spec"]["ablation"], "kind": r["spec"]["kind"], "preset": r["spec"]["preset"], **r["result"]}
                  for r in results if r["spec"].get("ablation")]
     default_run = next((r["result"] for r in results if r["spec"]["kind"] == "default_run"), None)
-    return {"ceiling": ceiling, "rows": rows, "ablations": ablations, "default_run": default_run}
+    layouts = [{"preset": r["spec"]["preset"], **r["result"]} for r in results if r["spec"]["kind"] == "sample_layouts"]
+    return {"ceiling": ceiling, "rows": rows, "ablations": ablations, "default_run": default_run,
+            "sample_layouts": layouts}
 
 
 def paper_memory(device: str) -> list[dict]:
@@ -352,6 +386,12 @@ def markdown(report: dict, before: dict | None = None) -> str:
             ratio = value / default[a["kind"]] if default[a["kind"]] else None
             lines.append(f"| {a['what']} | {unit} | {_f(default[a['kind']])} | {_f(value)} | {_f(ratio)} "
                          f"| {_f(a.get('wall_s'))} |")
+    if report.get("sample_layouts"):
+        lines += ["", "Sampling layout, interleaved A/B in one process (median seconds per call; speed-up = "
+                  "contiguous / channels_last):", "", "| preset | channels_last s | contiguous s | speed-up |", "|---|---|---|---|"]
+        for a in report["sample_layouts"]:
+            med = {k: sorted(v)[len(v) // 2] for k, v in a["seconds"].items()}
+            lines.append(f"| {a['preset']} | {_f(med['channels_last'])} | {_f(med['contiguous'])} | {_f(a['speedup'])} |")
     d = report.get("default_run")
     if d:
         lines += ["", "## Memory of a default training run", "",

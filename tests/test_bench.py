@@ -30,6 +30,8 @@ def fake_results():
         elif kind == "sample":
             r = {"s_per_image_50_steps": 2.0 if job["single"] else 1.0, "steps_timed": 5, "peak_rss_mib": 400.0,
                  "cuda_peak_mib": None}
+        elif kind == "sample_layouts":
+            r = {"seconds": {"channels_last": [1.0, 1.1, 0.9], "contiguous": [1.3, 1.2, 1.25]}, "speedup": 1.25}
         else:
             r = {"data": "shapes", "steps": 3, "wall_s": 5.0, "peak_rss_mib": 1200.0, "returncode": 0}
         out.append({"spec": job, "result": r})
@@ -73,3 +75,4 @@ def test_markdown_has_the_tables_and_the_before_after():
         assert heading in text
     assert "| smoke | 64 | 10 | 20 | 2 |" in text
     assert "| layout: contiguous (NCHW) | train images/s | 20 | 10 | 0.5 |" in text
+    assert "| smoke | 1 | 1.25 | 1.25 |" in text  # the interleaved sampling-layout A/B, medians
