@@ -7,10 +7,9 @@ measured with ``benchmarks/bench.py`` on the machine it targets (numbers in ``re
   AVX2-only CPU a bf16 matmul runs at ~0.3 GFLOP/s against ~140 GFLOP/s in fp32, so fp32 is chosen there.
 * memory format: channels_last on the CPU in fp32. On the 2-core AVX2 machine it made sampling 1.20-1.25x faster in
   an interleaved same-process A/B (bench.py --ablate: 4 repetitions each, cpu16 at 64 px and cpu32 at 128 px,
-  spread < 3%); the
-  benchmark's separate-process rows gave 1.37x and 0.98x in two runs (cross-process noise is that large), and
-  training neither faster nor slower beyond run-to-run noise (+-7%). CUDA keeps the default layout until
-  measured there.
+  spread < 3%); the benchmark's separate-process rows gave 1.37x and 0.98x in two runs (cross-process noise is
+  that large), and training neither faster nor slower beyond run-to-run noise (+-7%). CUDA keeps the default
+  layout until measured there.
 * ``torch.compile``: an option (``Execution(compile=True)``, ``ldlib train --compile``) for long runs on a GPU;
   on the CPU it bought x1.05 (within noise: training runs at ~60% of the convolution ceiling, conv-bound) for
   about a minute of compilation per model.
