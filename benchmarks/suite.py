@@ -6,7 +6,7 @@ for two suites (no timing of its own) and writes ``results/bench/suite-<profile>
 
     .venv/bin/python benchmarks/suite.py --profile default \\
         --before git:f5e1232 --before-cache /path/to/old/cache \\
-        --after results/default --after-cache /path/to/new/cache
+        --after results/default --after-cache /path/to/new/cache [--after-paused-s 727]
 
 ``--before``/``--after`` are a results directory or ``git:<rev>`` (that commit's ``results/<profile>``).
 Notebooks share cached runs, so a notebook's own time depends on which notebook ran first; compare totals.
@@ -93,7 +93,10 @@ def training_runs(cache: Path | None) -> dict[str, dict]:
     return out
 
 
-def compare(before: dict, after: dict, runs_before: dict, runs_after: dict) -> dict:
+def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
+            paused: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """Per-notebook and total wall times (totals less the seconds each suite was paused, e.g. with SIGSTOP to
+    measure something else on an otherwise idle machine) and the training runs of both suites."""
     def total(times):
         return sum(t["wall_time_s"] or 0.0 for t in times.values())
 
@@ -101,7 +104,9 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict) -> d
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name, {}).get("wall_time_s"), after.get(name, {}).get("wall_time_s")
         report["notebooks"][name] = {"before_s": b, "after_s": a}
-    report["total_before_s"], report["total_after_s"] = total(before), total(after)
+    report["total_before_s"] = total(before) - paused[0]
+    report["total_after_s"] = total(after) - paused[1]
+    report["paused_s"] = {"before": paused[0], "after": paused[1]}
     report["total_ratio"] = report["total_before_s"] / report["total_after_s"] if report["total_after_s"] else None
     for name in sorted(set(runs_before) | set(runs_after)):
         b, a = runs_before.get(name, {}), runs_after.get(name, {})
@@ -127,6 +132,10 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
              "compare the totals.", "", "| notebook | before s | after s |", "|---|---:|---:|"]
     for name, r in report["notebooks"].items():
         lines.append(f"| {name} | {_f(r['before_s'])} | {_f(r['after_s'])} |")
+    paused = report.get("paused_s", {})
+    if any(paused.values()):
+        cells = [f"-{paused[k]:.0f}" if paused[k] else "0" for k in ("before", "after")]
+        lines.append(f"| paused (subtracted) | {cells[0]} | {cells[1]} |")
     lines.append(f"| **total** | **{_f(report['total_before_s'])}** | **{_f(report['total_after_s'])}** |")
     if report.get("total_ratio"):
         lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
@@ -151,12 +160,15 @@ def main() -> None:
     ap.add_argument("--after", required=True, help="results directory or git:<rev>")
     ap.add_argument("--before-cache", type=Path, help="LDLIB_CACHE the before suite trained into")
     ap.add_argument("--after-cache", type=Path, help="LDLIB_CACHE the after suite trained into")
+    ap.add_argument("--before-paused-s", type=float, default=0.0, help="seconds the before suite was paused")
+    ap.add_argument("--after-paused-s", type=float, default=0.0, help="seconds the after suite was paused")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     ap.add_argument("--force", action="store_true", help="replace an existing suite-<profile> report")
     args = ap.parse_args()
 
     before, after = notebook_times(args.before, args.profile), notebook_times(args.after, args.profile)
-    report = compare(before, after, training_runs(args.before_cache), training_runs(args.after_cache))
+    report = compare(before, after, training_runs(args.before_cache), training_runs(args.after_cache),
+                     (args.before_paused_s, args.after_paused_s))
     report.update(profile=args.profile, before=args.before, after=args.after,
                   before_notebooks=before, after_notebooks=after)
     out_json = args.out / f"suite-{args.profile}.json"

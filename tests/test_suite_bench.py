@@ -44,12 +44,13 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
 
     report = suite.compare(suite.notebook_times(str(fake_results(tmp_path / "rb", {"01": 300.0, "02": 100.0})), "x"),
                            suite.notebook_times(str(fake_results(tmp_path / "ra", {"01": 150.0, "02": 50.0})), "x"),
-                           runs_b, runs_a)
-    assert report["total_before_s"] == 400.0 and report["total_after_s"] == 200.0
-    assert report["total_ratio"] == pytest.approx(2.0)
+                           runs_b, runs_a, paused=(0.0, 40.0))
+    assert report["total_before_s"] == 400.0 and report["total_after_s"] == 160.0
+    assert report["total_ratio"] == pytest.approx(2.5)
     assert report["median_images_per_s"] == {"before": 15.0, "after": 18.0, "runs": 2}
     md = suite.markdown(report, "x", ("old", "new"))
-    assert "| **total** | **400** | **200** |" in md and "x2.00" in md
+    assert "| paused (subtracted) | 0 | -40 |" in md
+    assert "| **total** | **400** | **160** |" in md and "x2.50" in md
 
 
 def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
