@@ -56,7 +56,7 @@ def notebook_times(source: str, profile: str) -> dict[str, dict]:
 
 
 def training_runs(cache: Path | None) -> dict[str, dict]:
-    """``{run name without its config hash: steps, batch, images/s, training seconds}`` for finished runs."""
+    """``{config key: run name without its hash, steps, batch, images/s, training seconds}`` for finished runs."""
     if cache is None:
         return {}
     runs_dir = cache / "runs" if (cache / "runs").is_dir() else cache
@@ -79,17 +79,16 @@ def training_runs(cache: Path | None) -> dict[str, dict]:
         found.append((name, config, {
             "steps": train["steps"], "batch_size": train["batch_size"], "images_per_s": ips,
             "train_s": train["steps"] * train["batch_size"] / ips}))
-    # A run's folder is its name plus a hash that also covers the code, so the same experiment has another
-    # hash in each suite; runs that share a name (e.g. one per noise kind) are told apart by their config.
-    names = [name for name, _, _ in found]
+    # A run's folder is its name plus a hash that also covers the code, and a notebook that trains a model first
+    # names it, so the same experiment has another folder in each suite: runs are matched by their config
+    # (and, for stacked models, whose config equals a fresh model's, by the stacking suffix of their name).
     out = {}
     for name, config, row in found:
-        key = name
-        if names.count(name) > 1:
-            key = f"{name} [{config.get('diffusion', {}).get('noise_kind', '?')}]"
+        stacked = re.search(r"stacked(-[a-z0-9]+)?$", name)
+        key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10] + (f":{stacked.group(0)}" if stacked else "")
         if key in out:
-            key = f"{key} [{hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]}]"
-        out[key] = row
+            key = f"{key}:{name}"
+        out[key] = dict(row, name=name, noise=config.get("diffusion", {}).get("noise_kind"))
     return out
 
 
@@ -100,19 +99,27 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
     def total(times):
         return sum(t["wall_time_s"] or 0.0 for t in times.values())
 
-    report = {"notebooks": {}, "runs": {}}
+    report = {"notebooks": {}, "runs": []}
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name, {}).get("wall_time_s"), after.get(name, {}).get("wall_time_s")
         report["notebooks"][name] = {"before_s": b, "after_s": a}
     report["total_before_s"] = total(before) - paused[0]
     report["total_after_s"] = total(after) - paused[1]
     report["paused_s"] = {"before": paused[0], "after": paused[1]}
-    report["total_ratio"] = report["total_before_s"] / report["total_after_s"] if report["total_after_s"] else None
-    for name in sorted(set(runs_before) | set(runs_after)):
-        b, a = runs_before.get(name, {}), runs_after.get(name, {})
-        report["runs"][name] = {"before_images_per_s": b.get("images_per_s"), "after_images_per_s": a.get("images_per_s"),
-                                "before_train_s": b.get("train_s"), "after_train_s": a.get("train_s")}
-    both = [r for r in report["runs"].values() if r["before_images_per_s"] and r["after_images_per_s"]]
+    # a suite still running (or one that failed part-way) has no total to compare
+    report["complete"] = set(before) == set(after) and all(
+        t.get("status") == "ok" for t in (*before.values(), *after.values()))
+    report["total_ratio"] = (report["total_before_s"] / report["total_after_s"]
+                             if report["complete"] and report["total_after_s"] else None)
+    rows = []
+    for key in set(runs_before) | set(runs_after):
+        b, a = runs_before.get(key, {}), runs_after.get(key, {})
+        names = [n for n in dict.fromkeys([b.get("name"), a.get("name")]) if n]
+        rows.append({"run": " = ".join(names), "config": key, "noise": (b or a).get("noise"),
+                     "before_images_per_s": b.get("images_per_s"), "after_images_per_s": a.get("images_per_s"),
+                     "before_train_s": b.get("train_s"), "after_train_s": a.get("train_s")})
+    report["runs"] = sorted(rows, key=lambda r: (r["run"], r["config"]))
+    both = [r for r in report["runs"] if r["before_images_per_s"] and r["after_images_per_s"]]
     if both:
         report["median_images_per_s"] = {"before": statistics.median(r["before_images_per_s"] for r in both),
                                          "after": statistics.median(r["after_images_per_s"] for r in both),
@@ -139,12 +146,16 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
     lines.append(f"| **total** | **{_f(report['total_before_s'])}** | **{_f(report['total_after_s'])}** |")
     if report.get("total_ratio"):
         lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
+    elif not report.get("complete", True):
+        lines += ["", "**Incomplete**: the suites do not hold the same notebooks, all run successfully; "
+                  "the totals are not comparable yet."]
     if report["runs"]:
         lines += ["", "Training runs (throughput of the invocation that finished each run; training seconds = "
                   "steps x batch / images/s):", "",
-                  "| run | before img/s | after img/s | before train s | after train s |", "|---|---:|---:|---:|---:|"]
-        for name, r in report["runs"].items():
-            lines.append(f"| {name} | {_f(r['before_images_per_s'], 1)} | {_f(r['after_images_per_s'], 1)} | "
+                  "| run | noise | before img/s | after img/s | before train s | after train s |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in report["runs"]:
+            lines.append(f"| {r['run']} | {r.get('noise') or '-'} | {_f(r['before_images_per_s'], 1)} | {_f(r['after_images_per_s'], 1)} | "
                          f"{_f(r['before_train_s'])} | {_f(r['after_train_s'])} |")
         if "median_images_per_s" in report:
             m, s = report["median_images_per_s"], report["train_s_sum"]

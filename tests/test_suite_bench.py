@@ -38,16 +38,23 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     fake_run(after, "cpu16-layered64-cccccccccccc", "sinc", 16.0)
     fake_run(after, "cpu16-layered64-dddddddddddd", "bilinear", 20.0)
     fake_run(after, "cpu16-single64-eeeeeeeeeeee", "sinc", 5.0, done=2)  # unfinished: not counted
+    fake_run(before, "cpu16-layered64-stacked-a-ffffffffffff", "sinc", 12.0)  # a stacked run: same config
+    fake_run(after, "cpu16-layered64-stacked-a-999999999999", "sinc", 12.0)
     runs_b, runs_a = suite.training_runs(before), suite.training_runs(after)
-    assert set(runs_b) == set(runs_a) == {"cpu16-layered64 [sinc]", "cpu16-layered64 [bilinear]"}
-    assert runs_a["cpu16-layered64 [sinc]"]["train_s"] == pytest.approx(4 * 8 / 16.0)
+    assert set(runs_b) == set(runs_a) and len(runs_a) == 3
+    by_name = {r["name"]: r for r in runs_a.values()}
+    assert by_name["cpu16-layered64"]["train_s"] in (4 * 8 / 16.0, 4 * 8 / 20.0)
 
     report = suite.compare(suite.notebook_times(str(fake_results(tmp_path / "rb", {"01": 300.0, "02": 100.0})), "x"),
                            suite.notebook_times(str(fake_results(tmp_path / "ra", {"01": 150.0, "02": 50.0})), "x"),
                            runs_b, runs_a, paused=(0.0, 40.0))
     assert report["total_before_s"] == 400.0 and report["total_after_s"] == 160.0
     assert report["total_ratio"] == pytest.approx(2.5)
-    assert report["median_images_per_s"] == {"before": 15.0, "after": 18.0, "runs": 2}
+    assert report["median_images_per_s"] == {"before": 12.0, "after": 16.0, "runs": 3}
+    assert sorted(r["run"] for r in report["runs"]) == ["cpu16-layered64"] * 2 + ["cpu16-layered64-stacked-a"]
+    partial = suite.compare(suite.notebook_times(str(tmp_path / "rb"), "x"),
+                            {"01": {"wall_time_s": 10.0, "status": "ok"}}, {}, {})
+    assert partial["total_ratio"] is None and "Incomplete" in suite.markdown(partial, "x", ("old", "new"))
     md = suite.markdown(report, "x", ("old", "new"))
     assert "| paused (subtracted) | 0 | -40 |" in md
     assert "| **total** | **400** | **160** |" in md and "x2.50" in md
