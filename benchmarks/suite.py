@@ -109,6 +109,11 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
     # a suite still running (or one that failed part-way) has no total to compare
     report["complete"] = set(before) == set(after) and all(
         t.get("status") == "ok" for t in (*before.values(), *after.values()))
+    # a suite is one run of one commit; notebooks from several commits (one re-run on top of older results)
+    # do not add up to a suite's time
+    report["commits"] = {"before": sorted({t.get("commit") or "?" for t in before.values()}),
+                         "after": sorted({t.get("commit") or "?" for t in after.values()})}
+    report["complete"] = report["complete"] and all(len(c) == 1 for c in report["commits"].values())
     report["total_ratio"] = (report["total_before_s"] / report["total_after_s"]
                              if report["complete"] and report["total_after_s"] else None)
     rows = []
@@ -147,8 +152,9 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
     if report.get("total_ratio"):
         lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
     elif not report.get("complete", True):
-        lines += ["", "**Incomplete**: the suites do not hold the same notebooks, all run successfully; "
-                  "the totals are not comparable yet."]
+        lines += ["", "**Incomplete**: the suites do not each hold the same notebooks, all run successfully at one "
+                  f"commit (before: {', '.join(report['commits']['before'])}; after: "
+                  f"{', '.join(report['commits']['after'])}); the totals are not comparable yet."]
     if report["runs"]:
         lines += ["", "Training runs (throughput of the invocation that finished each run; training seconds = "
                   "steps x batch / images/s):", "",

@@ -55,6 +55,10 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     partial = suite.compare(suite.notebook_times(str(tmp_path / "rb"), "x"),
                             {"01": {"wall_time_s": 10.0, "status": "ok"}}, {}, {})
     assert partial["total_ratio"] is None and "Incomplete" in suite.markdown(partial, "x", ("old", "new"))
+    mixed = suite.compare({"01": {"wall_time_s": 1.0, "status": "ok", "commit": "a"}},
+                          {"01": {"wall_time_s": 1.0, "status": "ok", "commit": "b"},
+                           "02": {"wall_time_s": 1.0, "status": "ok", "commit": "c"}}, {}, {})
+    assert not mixed["complete"] and mixed["commits"]["after"] == ["b", "c"]
     md = suite.markdown(report, "x", ("old", "new"))
     assert "| paused (subtracted) | 0 | -40 |" in md
     assert "| **total** | **400** | **160** |" in md and "x2.50" in md
