@@ -20,7 +20,6 @@ restarts them from the last checkpoint.
 from __future__ import annotations
 
 import contextlib
-
 import os
 from dataclasses import dataclass
 from datetime import timedelta

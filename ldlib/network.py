@@ -22,8 +22,8 @@ import math
 from typing import Sequence
 
 import torch
-import torch.utils.checkpoint
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from .config import UNetConfig
