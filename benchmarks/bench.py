@@ -195,8 +195,13 @@ def work_sample_layouts(spec: dict) -> dict:
             start = time.perf_counter()
             sample(model, configs["diffusion"], prompts, steps=spec["steps"], guidance=3.0)
             seconds[layout].append(time.perf_counter() - start)
-    med = {k: sorted(v)[len(v) // 2] for k, v in seconds.items()}
+    med = _medians(seconds)
     return {"seconds": seconds, "speedup": med["contiguous"] / med["channels_last"]}
+
+
+def _medians(seconds: dict[str, list[float]]) -> dict[str, float]:
+    """The upper median of each list (an observed time, not an average of two)."""
+    return {k: sorted(v)[len(v) // 2] for k, v in seconds.items()}
 
 
 WORKERS = {"ceiling": work_ceiling, "train": work_train, "sample": work_sample, "sample_layouts": work_sample_layouts,
@@ -390,7 +395,7 @@ def markdown(report: dict, before: dict | None = None) -> str:
         lines += ["", "Sampling layout, interleaved A/B in one process (median seconds per call; speed-up = "
                   "contiguous / channels_last):", "", "| preset | channels_last s | contiguous s | speed-up |", "|---|---|---|---|"]
         for a in report["sample_layouts"]:
-            med = {k: sorted(v)[len(v) // 2] for k, v in a["seconds"].items()}
+            med = _medians(a["seconds"])
             lines.append(f"| {a['preset']} | {_f(med['channels_last'])} | {_f(med['contiguous'])} | {_f(a['speedup'])} |")
     d = report.get("default_run")
     if d:

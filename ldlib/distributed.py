@@ -86,10 +86,14 @@ def shard(x: torch.Tensor, ctx: Context) -> torch.Tensor:
     return x[ctx.rank * n : (ctx.rank + 1) * n]
 
 
-def check_batch(batch_size: int, ctx: Context) -> None:
+def check_batch(batch_size: int, ctx: Context, micro_batches: int = 1) -> None:
+    """The global batch splits into equal shards, one per process, and each shard into ``micro_batches``."""
     if batch_size % ctx.world:
         raise ValueError(f"the global batch {batch_size} must divide by the number of processes {ctx.world}; "
                          f"choose a batch size that is a multiple of {ctx.world}")
+    if micro_batches < 1 or (batch_size // ctx.world) % micro_batches:
+        raise ValueError(f"micro_batches={micro_batches} must divide each process's batch {batch_size // ctx.world} "
+                         f"(global batch {batch_size}, {ctx.world} process(es))")
 
 
 def mean_across(x: torch.Tensor, ctx: Context) -> torch.Tensor:

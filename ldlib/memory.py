@@ -141,10 +141,14 @@ def _count(cfg: UNetConfig, batch_size: int, precision: str, checkpointed: bool,
     return sum(saved.values()), max(block_bytes)
 
 
+def parameter_count(cfg: UNetConfig) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_model(cfg).parameters())
+
+
 def training_memory(cfg: UNetConfig, batch_size: int, precision: str = "fp32",
                     checkpoint_activations: bool = False) -> MemoryEstimate:
-    with torch.device("meta"):
-        n = sum(p.numel() for p in build_model(cfg).parameters())
+    n = parameter_count(cfg)
     activations = saved_activation_bytes(cfg, batch_size, precision, checkpoint_activations)
     return MemoryEstimate(batch_size, n, STATE_COPIES * 4 * n, activations)
 
@@ -159,8 +163,11 @@ def per_image_bytes(cfg: UNetConfig, precision: str = "fp32", checkpoint_activat
 def max_batch(cfg: UNetConfig, budget_bytes: float, precision: str = "fp32", checkpoint_activations: bool = False,
               headroom: float = 0.8) -> int:
     """Largest batch whose estimate fits in ``headroom`` x ``budget_bytes``; 0 when not even one image fits."""
-    fixed, per_image = per_image_bytes(cfg, precision, checkpoint_activations)
-    return max(0, int((headroom * budget_bytes - fixed) // per_image))
+    return _fitting_batch(*per_image_bytes(cfg, precision, checkpoint_activations), headroom * budget_bytes)
+
+
+def _fitting_batch(fixed: int, per_image: int, budget_bytes: float) -> int:
+    return max(0, int((budget_bytes - fixed) // per_image))
 
 
 def table1_memory(preset: str = "paper", batch_size: int = 32, precision: str = "bf16", budget_gib: float = 80.0,
@@ -177,9 +184,8 @@ def table1_memory(preset: str = "paper", batch_size: int = 32, precision: str = 
         for suffix, ckpt in (("", False), ("_checkpointed", True)):
             fixed, per_image = per_image_bytes(cfg, precision, ckpt)
             row["total_gib" + suffix] = (fixed + batch_size * per_image) / 2**30
-            row["max_batch" + suffix] = max(0, int((headroom * budget_gib * 2**30 - fixed) // per_image))
-        with torch.device("meta"):
-            row["parameters"] = sum(p.numel() for p in build_model(cfg).parameters())
+            row["max_batch" + suffix] = _fitting_batch(fixed, per_image, headroom * budget_gib * 2**30)
+        row["parameters"] = parameter_count(cfg)
         row["state_gib"] = STATE_COPIES * 4 * row["parameters"] / 2**30
         rows.append(row)
     return rows

@@ -106,7 +106,7 @@ def train(
         raise ValueError(f"diffusion resolutions {diff_cfg.resolutions} != model resolutions {model_cfg.resolutions}")
     run_dir = Path(run_dir)
     ctx, dev = distributed.setup(device)  # one process, or this rank of a torchrun job
-    distributed.check_batch(train_cfg.batch_size, ctx)
+    distributed.check_batch(train_cfg.batch_size, ctx, execution.micro_batches)
     precision = resolve_precision(train_cfg.precision, dev)
     data = prepare_images(data, model_cfg.resolutions[-1])
 
@@ -117,9 +117,6 @@ def train(
     layout = memory_format(dev, precision, execution)
     place(model, dev, precision, execution)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if execution.micro_batches < 1 or (train_cfg.batch_size // ctx.world) % execution.micro_batches:
-        raise ValueError(f"micro_batches={execution.micro_batches} must divide each process's batch "
-                         f"{train_cfg.batch_size // ctx.world} (global batch {train_cfg.batch_size}, {ctx.world} process(es))")
     net = ddp = distributed.wrap(model, ctx, dev)
     if execution.compile:
         net = torch.compile(net)
@@ -189,10 +186,10 @@ def train(
         # Equal micro-batches: the mean of their mean losses is the batch's, so the accumulated gradient is too.
         parts = torch.arange(len(idx)).chunk(execution.micro_batches)
         for j, part in enumerate(parts):
-            sync = contextlib.nullcontext() if j == len(parts) - 1 else distributed.no_sync(ddp, ctx)
-            with sync:
-                x0 = data.batch(idx[part], dev)
-                tb = text_dev[index[idx[part].to(dev)]]
+            ids = idx[part]
+            with contextlib.nullcontext() if j == len(parts) - 1 else distributed.no_sync(ddp, ctx):
+                x0 = data.batch(ids, dev)
+                tb = text_dev[index[ids.to(dev)]]
                 loss, per_level = step_loss(net, x0, eps0[part].to(dev), t[part].to(dev), tb, keep[part].to(dev), crops,
                                             diff_cfg, dev, precision, layout)
                 (loss / len(parts)).backward()
