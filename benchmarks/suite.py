@@ -6,11 +6,14 @@ for two suites (no timing of its own) and writes ``results/bench/suite-<profile>
 
     .venv/bin/python benchmarks/suite.py --profile default \\
         --before git:f5e1232 --before-cache /path/to/old/cache \\
-        --after results/default --after-cache /path/to/new/cache [--after-paused-s 727]
+        --after results/default --after-cache /path/to/new/cache [--after-paused-s 727] [--after-interrupted-s 1525]
 
 ``--before``/``--after`` are a results directory or ``git:<rev>`` (that commit's ``results/<profile>``).
 Notebooks share cached runs, so a notebook's own time depends on which notebook ran first; compare totals.
 A run's images/s is that of the training invocation that finished it (a resumed run reports its last segment).
+A suite killed part-way and restarted with ``--only`` reuses the runs its first attempt finished, so the notebook that
+was interrupted records only its second attempt: give the first attempt's working seconds (wall time less pauses,
+from the notebook's start to the kill) as ``--after-interrupted-s``; they are added to the total and shown as a row.
 """
 
 from __future__ import annotations
@@ -93,9 +96,10 @@ def training_runs(cache: Path | None) -> dict[str, dict]:
 
 
 def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
-            paused: tuple[float, float] = (0.0, 0.0)) -> dict:
+            paused: tuple[float, float] = (0.0, 0.0), interrupted: tuple[float, float] = (0.0, 0.0)) -> dict:
     """Per-notebook and total wall times (totals less the seconds each suite was paused, e.g. with SIGSTOP to
-    measure something else on an otherwise idle machine) and the training runs of both suites."""
+    measure something else on an otherwise idle machine, plus the working seconds of an interrupted attempt whose
+    finished runs a restart reused) and the training runs of both suites."""
     def total(times):
         return sum(t["wall_time_s"] or 0.0 for t in times.values())
 
@@ -103,9 +107,10 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name, {}).get("wall_time_s"), after.get(name, {}).get("wall_time_s")
         report["notebooks"][name] = {"before_s": b, "after_s": a}
-    report["total_before_s"] = total(before) - paused[0]
-    report["total_after_s"] = total(after) - paused[1]
+    report["total_before_s"] = total(before) - paused[0] + interrupted[0]
+    report["total_after_s"] = total(after) - paused[1] + interrupted[1]
     report["paused_s"] = {"before": paused[0], "after": paused[1]}
+    report["interrupted_s"] = {"before": interrupted[0], "after": interrupted[1]}
     # a suite still running (or one that failed part-way) has no total to compare
     report["complete"] = set(before) == set(after) and all(
         t.get("status") == "ok" for t in (*before.values(), *after.values()))
@@ -148,6 +153,10 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
     if any(paused.values()):
         cells = [f"-{paused[k]:.0f}" if paused[k] else "0" for k in ("before", "after")]
         lines.append(f"| paused (subtracted) | {cells[0]} | {cells[1]} |")
+    interrupted = report.get("interrupted_s", {})
+    if any(interrupted.values()):
+        cells = [f"+{interrupted[k]:.0f}" if interrupted[k] else "0" for k in ("before", "after")]
+        lines.append(f"| interrupted attempt, before its restart (added) | {cells[0]} | {cells[1]} |")
     lines.append(f"| **total** | **{_f(report['total_before_s'])}** | **{_f(report['total_after_s'])}** |")
     if report.get("total_ratio"):
         lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
@@ -179,13 +188,18 @@ def main() -> None:
     ap.add_argument("--after-cache", type=Path, help="LDLIB_CACHE the after suite trained into")
     ap.add_argument("--before-paused-s", type=float, default=0.0, help="seconds the before suite was paused")
     ap.add_argument("--after-paused-s", type=float, default=0.0, help="seconds the after suite was paused")
+    for side in ("before", "after"):
+        ap.add_argument(f"--{side}-interrupted-s", type=float, default=0.0,
+                        help=f"working seconds of an interrupted first attempt of the {side} suite whose finished "
+                             "runs its restart reused (added to the total)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     ap.add_argument("--force", action="store_true", help="replace an existing suite-<profile> report")
     args = ap.parse_args()
 
     before, after = notebook_times(args.before, args.profile), notebook_times(args.after, args.profile)
     report = compare(before, after, training_runs(args.before_cache), training_runs(args.after_cache),
-                     (args.before_paused_s, args.after_paused_s))
+                     (args.before_paused_s, args.after_paused_s),
+                     (args.before_interrupted_s, args.after_interrupted_s))
     report.update(profile=args.profile, before=args.before, after=args.after,
                   before_notebooks=before, after_notebooks=after)
     out_json = args.out / f"suite-{args.profile}.json"

@@ -47,9 +47,9 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
 
     report = suite.compare(suite.notebook_times(str(fake_results(tmp_path / "rb", {"01": 300.0, "02": 100.0})), "x"),
                            suite.notebook_times(str(fake_results(tmp_path / "ra", {"01": 150.0, "02": 50.0})), "x"),
-                           runs_b, runs_a, paused=(0.0, 40.0))
-    assert report["total_before_s"] == 400.0 and report["total_after_s"] == 160.0
-    assert report["total_ratio"] == pytest.approx(2.5)
+                           runs_b, runs_a, paused=(0.0, 40.0), interrupted=(0.0, 50.0))
+    assert report["total_before_s"] == 400.0 and report["total_after_s"] == 160.0 + 50.0
+    assert report["total_ratio"] == pytest.approx(400 / 210)
     assert report["median_images_per_s"] == {"before": 12.0, "after": 16.0, "runs": 3}
     assert sorted(r["run"] for r in report["runs"]) == ["cpu16-layered64"] * 2 + ["cpu16-layered64-stacked-a"]
     partial = suite.compare(suite.notebook_times(str(tmp_path / "rb"), "x"),
@@ -61,7 +61,8 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     assert not mixed["complete"] and mixed["commits"]["after"] == ["b", "c"]
     md = suite.markdown(report, "x", ("old", "new"))
     assert "| paused (subtracted) | 0 | -40 |" in md
-    assert "| **total** | **400** | **160** |" in md and "x2.50" in md
+    assert "| interrupted attempt, before its restart (added) | 0 | +50 |" in md
+    assert "| **total** | **400** | **210** |" in md and "x1.90" in md
 
 
 def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
