@@ -51,6 +51,9 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     assert report["total_before_s"] == 400.0 and report["total_after_s"] == 160.0 + 50.0
     assert report["total_ratio"] == pytest.approx(400 / 210)
     assert report["median_images_per_s"] == {"before": 12.0, "after": 16.0, "runs": 3}
+    flagged = {r["run"] + r["config"]: r["outlier"] for r in report["runs"] if r["before_images_per_s"]}
+    assert list(flagged.values()).count("before slower") == 1 and list(flagged.values()).count(None) == 2
+    assert report["like_for_like"]["runs"] == 2
     assert sorted(r["run"] for r in report["runs"]) == ["cpu16-layered64"] * 2 + ["cpu16-layered64-stacked-a"]
     partial = suite.compare(suite.notebook_times(str(tmp_path / "rb"), "x"),
                             {"01": {"wall_time_s": 10.0, "status": "ok"}}, {}, {})
@@ -61,6 +64,7 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     assert not mixed["complete"] and mixed["commits"]["after"] == ["b", "c"]
     md = suite.markdown(report, "x", ("old", "new"))
     assert "| paused (subtracted) | 0 | -40 |" in md
+    assert "contended?" in md and "Like for like (2 runs" in md
     assert "| interrupted attempt, before its restart (added) | 0 | +50 |" in md
     assert "| **total** | **400** | **210** |" in md and "x1.90" in md
 
