@@ -26,6 +26,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from ldlib.train import SHARED_CPU  # a run whose process got less than this share of its threads' time was contended
+
 ROOT = Path(__file__).resolve().parent.parent
 #: throughputs of one run in the two suites further apart than this factor mean one of them was contended
 OUTLIER = 1.3
@@ -83,7 +85,7 @@ def training_runs(cache: Path | None) -> dict[str, dict]:
         name = re.sub(r"-[0-9a-f]{12}$", "", latest.parent.name)
         found.append((name, config, {
             "steps": train["steps"], "batch_size": train["batch_size"], "images_per_s": ips,
-            "train_s": train["steps"] * train["batch_size"] / ips}))
+            "train_s": train["steps"] * train["batch_size"] / ips, "cpu_share": history.get("cpu_share")}))
     # A run's folder is its name plus a hash that also covers the code, and a notebook that trains a model first
     # names it, so the same experiment has another folder in each suite: runs are matched by their config
     # (and, for stacked models, whose config equals a fresh model's, by the stacking suffix of their name).
@@ -129,7 +131,8 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
         names = [n for n in dict.fromkeys([b.get("name"), a.get("name")]) if n]
         rows.append({"run": " = ".join(names), "config": key, "noise": (b or a).get("noise"),
                      "before_images_per_s": b.get("images_per_s"), "after_images_per_s": a.get("images_per_s"),
-                     "before_train_s": b.get("train_s"), "after_train_s": a.get("train_s")})
+                     "before_train_s": b.get("train_s"), "after_train_s": a.get("train_s"),
+                     "before_cpu_share": b.get("cpu_share"), "after_cpu_share": a.get("cpu_share")})
     report["runs"] = sorted(rows, key=lambda r: (r["run"], r["config"]))
     both = [r for r in report["runs"] if r["before_images_per_s"] and r["after_images_per_s"]]
     if both:
@@ -141,9 +144,13 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
         # A run that shared the machine with other work trains several times slower; its twin in the other suite
         # shows it. Runs whose throughputs differ by more than OUTLIER are flagged and left out of the like-for-like
         # sum, which is what says whether the code got faster.
+        # Runs trained since the CPU share was recorded say so themselves.
         for r in both:
             ratio = r["after_images_per_s"] / r["before_images_per_s"]
             r["outlier"] = "before slower" if ratio > OUTLIER else "after slower" if ratio < 1 / OUTLIER else None
+            shared = [side for side in ("before", "after") if (r.get(f"{side}_cpu_share") or 1.0) < SHARED_CPU]
+            if shared and not r["outlier"]:
+                r["outlier"] = f"{' and '.join(shared)} CPU share < {SHARED_CPU}"
         alike = [r for r in both if not r["outlier"]]
         if alike:
             report["like_for_like"] = {"runs": len(alike), "before_train_s": sum(r["before_train_s"] for r in alike),
@@ -180,12 +187,13 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
     if report["runs"]:
         lines += ["", "Training runs (throughput of the invocation that finished each run; training seconds = "
                   "steps x batch / images/s):", "",
-                  "| run | noise | before img/s | after img/s | before train s | after train s |",
-                  "|---|---|---:|---:|---:|---:|"]
+                  "| run | noise | before img/s | after img/s | before train s | after train s | CPU share before / after |",
+                  "|---|---|---:|---:|---:|---:|---|"]
         for r in report["runs"]:
             flag = f" ({r['outlier']}: contended?)" if r.get("outlier") else ""
             lines.append(f"| {r['run']}{flag} | {r.get('noise') or '-'} | {_f(r['before_images_per_s'], 1)} | {_f(r['after_images_per_s'], 1)} | "
-                         f"{_f(r['before_train_s'])} | {_f(r['after_train_s'])} |")
+                         f"{_f(r['before_train_s'])} | {_f(r['after_train_s'])} | "
+                         f"{_f(r.get('before_cpu_share'), 2)} / {_f(r.get('after_cpu_share'), 2)} |")
         if "median_images_per_s" in report:
             m, s = report["median_images_per_s"], report["train_s_sum"]
             lines += ["", f"Runs in both suites: {m['runs']}; median images/s {m['before']:.1f} -> {m['after']:.1f}; "

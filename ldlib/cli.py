@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
                                      micro_batches=args.micro_batches))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for the job
         print(f"step {result.step}: loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
-              f"{result.images_per_s:.1f} images/s; checkpoint {result.checkpoint}")
+              f"{result.speed()}; checkpoint {result.checkpoint}")
     return 0
 
 

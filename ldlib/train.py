@@ -37,6 +37,11 @@ from .pyramid import downsample
 from .text import TextBatch
 
 
+#: below this CPU share (``TrainResult.cpu_share``) a run's throughput was measured on a machine doing other work;
+#: measured: 0.99 alone, 0.85 beside one busy process on 2 cores (throughput -26%)
+SHARED_CPU = 0.9
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
@@ -51,8 +56,23 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     level_losses: list[list[float]] = field(default_factory=list)
     images_per_s: float = float("nan")
+    #: this invocation's process CPU seconds over (wall seconds x torch threads) while training on a CPU: near 1 on
+    #: an idle machine, lower when other work took cores (its images/s then understates the code); None on a GPU
+    cpu_share: float | None = None
     checkpoint: Path | None = None
     resumed_from: int = 0
+
+    def cpu_note(self) -> str:
+        """``"CPU share 0.99"``, with a warning when the machine was shared; empty when not recorded (GPU runs)."""
+        if self.cpu_share is None:
+            return ""
+        shared = ": the machine was shared, images/s understates the code" if self.cpu_share < SHARED_CPU else ""
+        return f"CPU share {self.cpu_share:.2f}{shared}"
+
+    def speed(self) -> str:
+        """``"41.2 images/s (CPU share 0.99)"``."""
+        note = self.cpu_note()
+        return f"{self.images_per_s:.1f} images/s" + (f" ({note})" if note else "")
 
 
 def prepare_images(data: CaptionedImages, resolution: int) -> CaptionedImages:
@@ -142,6 +162,7 @@ def train(
         result.losses = list(history.get("losses", []))[:step]
         result.level_losses = list(history.get("level_losses", []))[:step]
         result.images_per_s = history.get("images_per_s", float("nan"))
+        result.cpu_share = history.get("cpu_share")
     if step >= train_cfg.steps:
         result.checkpoint = ckpt
         return result
@@ -207,11 +228,14 @@ def train(
         step += 1
 
         if t_start is None:
-            t_start = time.perf_counter()  # the first step pays for one-off set-up
+            t_start, cpu_start = time.perf_counter(), time.process_time()  # the first step pays for one-off set-up
         else:
             images_seen += b
         if images_seen:
-            result.images_per_s = images_seen / (time.perf_counter() - t_start)
+            wall = time.perf_counter() - t_start
+            result.images_per_s = images_seen / wall
+            if dev.type == "cpu":
+                result.cpu_share = (time.process_time() - cpu_start) / (wall * torch.get_num_threads())
         bar.update(1)
         if result.losses and not pending:
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", img_s=f"{result.images_per_s:.1f}")
@@ -219,7 +243,7 @@ def train(
             read_losses(step - len(pending))  # a checkpoint is written only once its losses are known finite
             rng = {"train": gen.get_state(), "torch": torch.get_rng_state()}
             history = {"losses": result.losses, "level_losses": result.level_losses, "images_per_s": result.images_per_s,
-                       "precision": precision, "device": str(dev)}
+                       "cpu_share": result.cpu_share, "precision": precision, "device": str(dev)}
             if ctx.is_main:
                 save_checkpoint(run_dir, step, model, ema, opt, rng, configs, history=history)
             last_good = result.checkpoint = run_dir / f"step-{step:08d}"

@@ -21,14 +21,15 @@ def fake_results(root: Path, times: dict[str, float]) -> Path:
     return root
 
 
-def fake_run(cache: Path, folder: str, noise: str, ips: float, steps: int = 4, done: int | None = None) -> None:
+def fake_run(cache: Path, folder: str, noise: str, ips: float, steps: int = 4, done: int | None = None,
+             cpu_share: float | None = None) -> None:
     ckpt = cache / "runs" / folder / f"step-{steps:08d}"
     ckpt.mkdir(parents=True)
     (ckpt.parent / "latest").write_text(ckpt.name)
     (ckpt / "config.json").write_text(json.dumps({"diffusion": {"noise_kind": noise},
                                                   "train": {"steps": steps, "batch_size": 8}}))
     (ckpt / "history.json").write_text(json.dumps({"losses": [1.0] * (steps if done is None else done),
-                                                   "images_per_s": ips}))
+                                                   "images_per_s": ips, "cpu_share": cpu_share}))
 
 
 def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
@@ -67,6 +68,20 @@ def test_runs_matched_across_hashes_and_told_apart_by_noise_kind(tmp_path):
     assert "contended?" in md and "Like for like (2 runs" in md
     assert "| interrupted attempt, before its restart (added) | 0 | +50 |" in md
     assert "| **total** | **400** | **210** |" in md and "x1.90" in md
+
+
+def test_a_run_that_shared_the_cpu_is_flagged_by_its_own_cpu_share(tmp_path):
+    fake_run(tmp_path / "b", "cpu16-layered64-aaaaaaaaaaaa", "sinc", 20.0, cpu_share=0.99)
+    fake_run(tmp_path / "a", "cpu16-layered64-bbbbbbbbbbbb", "sinc", 17.0, cpu_share=0.7)  # within x1.3, yet shared
+    fake_run(tmp_path / "b", "cpu16-single64-cccccccccccc", "sinc", 10.0)  # trained before the share was recorded
+    fake_run(tmp_path / "a", "cpu16-single64-dddddddddddd", "sinc", 11.0, cpu_share=0.97)
+    times = {"01": {"wall_time_s": 1.0, "status": "ok", "commit": "a"}}
+    report = suite.compare(times, times, suite.training_runs(tmp_path / "b"), suite.training_runs(tmp_path / "a"))
+    flags = {r["run"]: r["outlier"] for r in report["runs"]}
+    assert flags == {"cpu16-layered64": "after CPU share < 0.9", "cpu16-single64": None}
+    assert report["like_for_like"]["runs"] == 1
+    md = suite.markdown(report, "x", ("old", "new"))
+    assert "| 0.99 / 0.70 |" in md and "| - / 0.97 |" in md
 
 
 def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):

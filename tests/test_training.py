@@ -1,5 +1,6 @@
 """Training, resume, checkpoints, stacking, sampling and FLOPs of the layered model (sections 2.4, 3.2)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -53,6 +54,13 @@ def test_tiny_model_learns(data, tmp_path):
     losses = np.array(result.losses)
     assert losses[-15:].mean() < 0.6 * losses[:5].mean()
     assert len(result.level_losses[0]) == 3 and result.images_per_s > 0
+    # the share of its threads' time the process got: recorded so a run on a shared machine shows it
+    # (above 1 only by timer granularity; the CI runner may share its cores, hence the low floor)
+    assert 0.05 < result.cpu_share < 1.2
+    assert json.loads((result.checkpoint / "history.json").read_text())["cpu_share"] == result.cpu_share
+    assert result.speed().startswith(f"{result.images_per_s:.1f} images/s (CPU share")
+    assert "the machine was shared" in dataclasses.replace(result, cpu_share=0.5).cpu_note()
+    assert dataclasses.replace(result, cpu_share=None).cpu_note() == ""  # GPU runs record none
 
 
 def test_resume_after_interruption_is_identical(data, tmp_path):
