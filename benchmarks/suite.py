@@ -115,14 +115,13 @@ def compare(before: dict, after: dict, runs_before: dict, runs_after: dict,
     report["total_after_s"] = total(after) - paused[1] + interrupted[1]
     report["paused_s"] = {"before": paused[0], "after": paused[1]}
     report["interrupted_s"] = {"before": interrupted[0], "after": interrupted[1]}
-    # a suite still running (or one that failed part-way) has no total to compare
-    report["complete"] = set(before) == set(after) and all(
-        t.get("status") == "ok" for t in (*before.values(), *after.values()))
-    # a suite is one run of one commit; notebooks from several commits (one re-run on top of older results)
-    # do not add up to a suite's time
     report["commits"] = {"before": sorted({t.get("commit") or "?" for t in before.values()}),
                          "after": sorted({t.get("commit") or "?" for t in after.values()})}
-    report["complete"] = report["complete"] and all(len(c) == 1 for c in report["commits"].values())
+    # A suite still running (or one that failed part-way) has no total to compare, and neither has one whose
+    # notebooks come from several commits (one re-run on top of older results): a suite is one run of one commit.
+    report["complete"] = (set(before) == set(after)
+                          and all(t.get("status") == "ok" for t in (*before.values(), *after.values()))
+                          and all(len(c) == 1 for c in report["commits"].values()))
     report["total_ratio"] = (report["total_before_s"] / report["total_after_s"]
                              if report["complete"] and report["total_after_s"] else None)
     rows = []
@@ -169,14 +168,12 @@ def markdown(report: dict, profile: str, labels: tuple[str, str]) -> str:
              "compare the totals.", "", "| notebook | before s | after s |", "|---|---:|---:|"]
     for name, r in report["notebooks"].items():
         lines.append(f"| {name} | {_f(r['before_s'])} | {_f(r['after_s'])} |")
-    paused = report.get("paused_s", {})
-    if any(paused.values()):
-        cells = [f"-{paused[k]:.0f}" if paused[k] else "0" for k in ("before", "after")]
-        lines.append(f"| paused (subtracted) | {cells[0]} | {cells[1]} |")
-    interrupted = report.get("interrupted_s", {})
-    if any(interrupted.values()):
-        cells = [f"+{interrupted[k]:.0f}" if interrupted[k] else "0" for k in ("before", "after")]
-        lines.append(f"| interrupted attempt, before its restart (added) | {cells[0]} | {cells[1]} |")
+    for key, label, sign in (("paused_s", "paused (subtracted)", "-"),
+                             ("interrupted_s", "interrupted attempt, before its restart (added)", "+")):
+        seconds = report.get(key, {})
+        if any(seconds.values()):
+            cells = [f"{sign}{seconds[k]:.0f}" if seconds[k] else "0" for k in ("before", "after")]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines.append(f"| **total** | **{_f(report['total_before_s'])}** | **{_f(report['total_after_s'])}** |")
     if report.get("total_ratio"):
         lines += ["", f"Before / after: x{report['total_ratio']:.2f}."]
@@ -213,9 +210,8 @@ def main() -> None:
     ap.add_argument("--after", required=True, help="results directory or git:<rev>")
     ap.add_argument("--before-cache", type=Path, help="LDLIB_CACHE the before suite trained into")
     ap.add_argument("--after-cache", type=Path, help="LDLIB_CACHE the after suite trained into")
-    ap.add_argument("--before-paused-s", type=float, default=0.0, help="seconds the before suite was paused")
-    ap.add_argument("--after-paused-s", type=float, default=0.0, help="seconds the after suite was paused")
     for side in ("before", "after"):
+        ap.add_argument(f"--{side}-paused-s", type=float, default=0.0, help=f"seconds the {side} suite was paused")
         ap.add_argument(f"--{side}-interrupted-s", type=float, default=0.0,
                         help=f"working seconds of an interrupted first attempt of the {side} suite whose finished "
                              "runs its restart reused (added to the total)")

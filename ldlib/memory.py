@@ -26,6 +26,7 @@ Not counted: the transient gradient buffers of the backward pass, cuDNN workspac
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -43,8 +44,8 @@ STATE_COPIES = 5
 class _AutocastLike(TorchFunctionMode):
     """CUDA bf16 autocast's casting rules for the operations :mod:`ldlib.network` calls, for meta tensors."""
 
-    LOWER = {F.conv2d, F.linear, torch.matmul, torch.bmm, torch.baddbmm, F.scaled_dot_product_attention}
-    FP32 = {F.group_norm, F.layer_norm, F.softmax, torch.softmax}
+    LOWER = frozenset({F.conv2d, F.linear, torch.matmul, torch.bmm, torch.baddbmm, F.scaled_dot_product_attention})
+    FP32 = frozenset({F.group_norm, F.layer_norm, F.softmax, torch.softmax})
 
     @staticmethod
     def _cast(args, kwargs, dtype):
@@ -96,6 +97,7 @@ def saved_activation_bytes(cfg: UNetConfig, batch_size: int, precision: str = "f
     return kept + largest_block
 
 
+@functools.lru_cache(maxsize=64)  # the batch-1/batch-2 counts are asked for again, with and without checkpointing
 def _count(cfg: UNetConfig, batch_size: int, precision: str, checkpointed: bool, text_tokens: int,
            device: str = "meta") -> tuple[int, int]:
     """(bytes saved for the backward pass, the most any one block saves itself); on the meta device unless
@@ -141,6 +143,7 @@ def _count(cfg: UNetConfig, batch_size: int, precision: str, checkpointed: bool,
     return sum(saved.values()), max(block_bytes)
 
 
+@functools.lru_cache(maxsize=64)
 def parameter_count(cfg: UNetConfig) -> int:
     with torch.device("meta"):
         return sum(p.numel() for p in build_model(cfg).parameters())

@@ -88,9 +88,7 @@ def trained_model(
     run_dir = run_dir_for(name, model, diffusion, training, data, source)
     done = latest_checkpoint(run_dir)
     if done is not None and int(load_state(done)["step"]) >= training.steps:
-        history = read_history(done)
-        return TrainResult(run_dir, training.steps, history.get("losses", []), history.get("level_losses", []),
-                           history.get("images_per_s", float("nan")), history.get("cpu_share"), done, training.steps)
+        return TrainResult.from_history(run_dir, training.steps, read_history(done), done, training.steps)
     images = make_data(data, model.resolutions[-1])
     text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
     init = None

@@ -62,6 +62,13 @@ class TrainResult:
     checkpoint: Path | None = None
     resumed_from: int = 0
 
+    @classmethod
+    def from_history(cls, run_dir: Path, step: int, history: dict, checkpoint: Path | None = None,
+                     resumed_from: int = 0) -> "TrainResult":
+        """A result whose first ``step`` steps come from a checkpoint's ``history.json`` (``{}``: a fresh run)."""
+        return cls(run_dir, step, list(history.get("losses", []))[:step], list(history.get("level_losses", []))[:step],
+                   history.get("images_per_s", float("nan")), history.get("cpu_share"), checkpoint, resumed_from)
+
     def cpu_note(self) -> str:
         """``"CPU share 0.99"``, with a warning when the machine was shared; empty when not recorded (GPU runs)."""
         if self.cpu_share is None:
@@ -156,13 +163,7 @@ def train(
         gen.set_state(state["rng"]["train"])
         torch.set_rng_state(state["rng"]["torch"])
         step = int(state["step"])
-    result = TrainResult(run_dir, step, resumed_from=step)
-    if ckpt is not None:
-        history = read_history(ckpt)
-        result.losses = list(history.get("losses", []))[:step]
-        result.level_losses = list(history.get("level_losses", []))[:step]
-        result.images_per_s = history.get("images_per_s", float("nan"))
-        result.cpu_share = history.get("cpu_share")
+    result = TrainResult.from_history(run_dir, step, read_history(ckpt) if ckpt is not None else {}, resumed_from=step)
     if step >= train_cfg.steps:
         result.checkpoint = ckpt
         return result
