@@ -56,7 +56,7 @@ screenshots: setup
 	MPLBACKEND=agg $(BIN)/papermill --no-progress-bar notebooks/00_explore.ipynb .cache/screens/00_explore.ipynb -p interactive False
 	$(BIN)/jupyter nbconvert --to html --output-dir .cache/screens .cache/screens/00_explore.ipynb
 	$(BIN)/ldlib report --profile $(PROFILE) --screenshot docs/report.png
-	$(BIN)/python -c "from ldlib.report import screenshot; screenshot('.cache/screens/00_explore.html', 'docs/explorer.png', height=2400)"
+	$(BIN)/python -c "from ldlib.reproduction.report import screenshot; screenshot('.cache/screens/00_explore.html', 'docs/explorer.png', height=2400)"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,7 +4,7 @@ Everything is measured in one run on the current machine; compare numbers only w
 made back to back on an otherwise idle machine, as for the before/after table):
 
     .venv/bin/python benchmarks/bench.py                      # -> results/bench/<device>.json and .md
-    .venv/bin/python benchmarks/bench.py --ablate             # + one row per speed choice in ldlib.device
+    .venv/bin/python benchmarks/bench.py --ablate             # + one row per speed choice in ldlib.runtime.device
     .venv/bin/python benchmarks/bench.py --code ../old --label before   # another checkout's ldlib, same harness
     .venv/bin/python benchmarks/bench.py --compare results/bench/cpu-before.json   # adds a before/after table
 
@@ -18,10 +18,10 @@ What it measures (each in its own subprocess, so peak memory is that measurement
 * the layered model with strategic cropping (section 3.1) at the crop size the notebooks use;
 * sampling: seconds per image at the target resolution, 50 DDIM steps with classifier-free guidance;
 * memory of a ``default``-profile training run (``ldlib train``, cpu16, 3 resolutions, batch 32, MiniLM);
-* training memory measured vs ``ldlib.memory``'s estimate, and that estimate for the ``paper`` preset on one
+* training memory measured vs ``ldlib.training.memory``'s estimate, and that estimate for the ``paper`` preset on one
   GPU (this one, or 80 GB when run on a CPU), without and with activation checkpointing.
 
-Training uses ``ldlib.train.train`` and sampling ``ldlib.train.load_model`` + ``ldlib.sampler.sample``: the
+Training uses ``ldlib.training.train`` and sampling ``ldlib.training.load_model`` + ``ldlib.sampler.sample``: the
 library's own paths, so ``--code`` measures what another version of the library does with the same harness.
 """
 
@@ -86,7 +86,7 @@ def work_ceiling(spec: dict) -> dict:
 
 def _shapes_and_text(top: int, n: int = 256):
     from ldlib.data import shapes_dataset
-    from ldlib.text import HashTextEncoder, encode_unique
+    from ldlib.data.text import HashTextEncoder, encode_unique
 
     data = shapes_dataset(n, top, seed=0)
     text, index = encode_unique(HashTextEncoder(), data.captions)
@@ -107,7 +107,7 @@ def _execution_kwargs(spec: dict) -> dict:
     """Only the current library knows ``execution``; the default is not passed, so older versions run too."""
     if not spec.get("execution"):
         return {}
-    from ldlib.device import Execution
+    from ldlib.runtime.device import Execution
 
     return {"execution": Execution(**spec["execution"])}
 
@@ -115,7 +115,7 @@ def _execution_kwargs(spec: dict) -> dict:
 def work_train(spec: dict) -> dict:
     import torch
 
-    from ldlib.train import train
+    from ldlib.training.train import train
 
     mcfg, dcfg, tcfg = _configs(spec, spec["steps"] + 1, 10**9)  # + 1: train() excludes its first step
     data, text, index = _shapes_and_text(mcfg.resolutions[-1])
@@ -131,7 +131,7 @@ def work_train(spec: dict) -> dict:
 
 def _loaded_model(spec: dict):
     """A model as evaluation gets it: trained one step, saved, and loaded back with ``load_model``."""
-    from ldlib.train import load_model, train
+    from ldlib.training import load_model, train
 
     mcfg, dcfg, tcfg = _configs(dict(spec, batch=2), 1, 1)
     data, text, index = _shapes_and_text(mcfg.resolutions[-1], n=8)
@@ -143,8 +143,8 @@ def _loaded_model(spec: dict):
 def work_sample(spec: dict) -> dict:
     import torch
 
+    from ldlib.data.text import HashTextEncoder
     from ldlib.sampler import sample
-    from ldlib.text import HashTextEncoder
 
     model, configs = _loaded_model(spec)
     if spec.get("layout") == "contiguous":
@@ -182,8 +182,8 @@ def work_sample_layouts(spec: dict) -> dict:
     row is at the mercy of run-to-run noise (+-15% here), this A/B is not."""
     import torch
 
+    from ldlib.data.text import HashTextEncoder
     from ldlib.sampler import sample
-    from ldlib.text import HashTextEncoder
 
     model, configs = _loaded_model(spec)
     prompts = HashTextEncoder().encode([f"a red circle {i}" for i in range(spec["batch"])])
@@ -221,7 +221,7 @@ def run_worker(spec: dict, code: Path) -> dict:
 
 
 def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dict]:
-    from ldlib.ablations import default_crop_size
+    from ldlib.reproduction.strategic_cropping import default_crop_size
 
     train_batch = {"smoke": 8, "cpu16": 32, "cpu32": 16, "paper": 16}
     train_steps = {"smoke": 3, "cpu16": 8, "cpu32": 5, "paper": 20}
@@ -258,13 +258,13 @@ def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dic
 
 
 def _estimates(results: list[dict], preset: str, levels: int) -> dict:
-    """ldlib.memory's estimate for the benchmarked training steps (state + saved activations, MiB): the
+    """ldlib.training.memory's estimate for the benchmarked training steps (state + saved activations, MiB): the
     number to hold against the measured peak (CUDA: allocated; CPU: RSS above the process's baseline)."""
     import torch
 
     from ldlib.config import model_config
-    from ldlib.device import resolve_precision
-    from ldlib.memory import training_memory
+    from ldlib.runtime.device import resolve_precision
+    from ldlib.training.memory import training_memory
 
     spec = next(r["spec"] for r in results if r["spec"]["kind"] == "train" and r["spec"]["preset"] == preset)
     precision = resolve_precision("auto", torch.device(spec["device"]))
@@ -323,10 +323,10 @@ def summarise(results: list[dict]) -> dict:
 
 def paper_memory(device: str) -> list[dict]:
     """Table 1's ``paper`` models on one GPU (bf16 autocast, batch 32): this device's memory when it is a GPU,
-    else the 80 GB the issue asks to fit. An estimate on the meta device (ldlib.memory), not a measurement."""
+    else the 80 GB the issue asks to fit. An estimate on the meta device (ldlib.training.memory), not a measurement."""
     import torch
 
-    from ldlib.memory import table1_memory
+    from ldlib.training.memory import table1_memory
 
     gib = torch.cuda.get_device_properties(0).total_memory / 2**30 if device == "cuda" else 80.0
     return table1_memory("paper", batch_size=32, precision="bf16", budget_gib=gib)
@@ -363,7 +363,7 @@ def markdown(report: dict, before: dict | None = None) -> str:
               "Table 1 (reference). MFU: training FLOP/s (3 x forward FLOPs x images/s) over the conv ceiling above."]
     est_rows = [r for r in report["rows"] if r.get("train_memory_estimate_mib")]
     if est_rows:
-        lines += ["", "Training memory, measured vs `ldlib.memory`'s estimate (MiB; measured = CUDA peak allocated, "
+        lines += ["", "Training memory, measured vs `ldlib.training.memory`'s estimate (MiB; measured = CUDA peak allocated, "
                   "or on the CPU peak RSS minus the process's RSS before training):", "",
                   "| preset | target px | single measured | single estimate | layered measured | layered estimate |",
                   "|---|---|---|---|---|---|"]
@@ -374,7 +374,7 @@ def markdown(report: dict, before: dict | None = None) -> str:
             lines.append(f"| {r['preset']} | {r['target']} | {_f(meas['single'], 4)} | {_f(est['single'], 4)} "
                          f"| {_f(meas['layered'], 4)} | {_f(est['layered'], 4)} |")
     if report.get("paper_memory"):
-        from ldlib.memory import memory_table
+        from ldlib.training.memory import memory_table
 
         lines += ["", "## The `paper` preset on one GPU (estimate)", "", memory_table(report["paper_memory"])]
     if report["ablations"]:
@@ -432,7 +432,7 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", help="default: cpu16 cpu32 (plus paper on CUDA)")
     ap.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--quick", action="store_true", help="few steps: checks the harness, not a measurement")
-    ap.add_argument("--ablate", action="store_true", help="also time each speed choice of ldlib.device alone")
+    ap.add_argument("--ablate", action="store_true", help="also time each speed choice of ldlib.runtime.device alone")
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose ldlib is measured (default: this one)")
     ap.add_argument("--label", default="", help="suffix of the output name, e.g. before")
     ap.add_argument("--compare", type=Path, help="an earlier JSON from this harness: adds a before/after table")
@@ -447,7 +447,7 @@ def main() -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from ldlib.device import cpu_has_native_bf16
+    from ldlib.runtime.device import cpu_has_native_bf16
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     presets = args.presets or (["cpu16", "cpu32", "paper"] if device == "cuda" else ["cpu16", "cpu32"])

@@ -26,7 +26,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from ldlib.train import SHARED_CPU  # a run whose process got less than this share of its threads' time was contended
+# a run whose process got less than this share of its threads' time was contended
+from ldlib.training import SHARED_CPU
 
 ROOT = Path(__file__).resolve().parent.parent
 #: throughputs of one run in the two suites further apart than this factor mean one of them was contended

@@ -7,11 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from .experiments import NOTEBOOKS, PROFILES, ParameterError
+from .reproduction.parameters import NOTEBOOKS, PROFILES, ParameterError
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .runner import PROJECT_ROOT, reproduce
+    from .reproduction.runner import PROJECT_ROOT, reproduce
 
     results = reproduce(
         args.profile,
@@ -40,7 +40,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _results_folder(args: argparse.Namespace) -> Path | None:
-    from .runner import PROJECT_ROOT
+    from .reproduction.runner import PROJECT_ROOT
 
     folder = Path(args.results or PROJECT_ROOT / "results") / args.profile
     if not folder.is_dir():
@@ -51,7 +51,7 @@ def _results_folder(args: argparse.Namespace) -> Path | None:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from .runner import write_summary
+    from .reproduction.runner import write_summary
 
     folder = _results_folder(args)
     if folder is None:
@@ -61,7 +61,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .reproduction.report import write_report
 
     folder = _results_folder(args)
     if folder is None:
@@ -69,7 +69,7 @@ def _report(args: argparse.Namespace) -> int:
     page = write_report(folder)
     print(page)
     if args.screenshot:
-        from .report import screenshot
+        from .reproduction.report import screenshot
 
         print(screenshot(page, args.screenshot))
     return 0
@@ -77,19 +77,16 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import DiffusionConfig, TrainConfig, model_config
-    from .device import Execution
-    from .evaluation import data_spec
-    from .runs import make_data
-    from .stacking import stack_from
-    from .text import encode_unique, make_encoder
-    from .train import train
+    from .data import data_spec, encode_unique, from_spec, make_encoder
+    from .runtime.device import Execution
+    from .training import stack_from, train
 
     mcfg = model_config(args.preset, levels=args.levels, single=args.single)
     dcfg = DiffusionConfig.paper(mcfg.resolutions, noise_kind=args.noise, loss_weighting=args.loss_weighting)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        crop_size=args.crop, checkpoint_every=args.checkpoint_every, precision=args.precision,
                        text_encoder=args.text_encoder)
-    data = make_data(data_spec(args.data, seed=args.seed, data_size=args.data_size, root=args.data_root),
+    data = from_spec(data_spec(args.data, seed=args.seed, data_size=args.data_size, root=args.data_root),
                      mcfg.resolutions[-1])
     text, index = encode_unique(make_encoder(args.text_encoder), data.captions)
     init = None
@@ -106,10 +103,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .data import save_image_grid
+    from .data import make_encoder, save_image_grid
     from .sampler import sample
-    from .text import make_encoder
-    from .train import load_model
+    from .training import load_model
 
     model, configs = load_model(args.checkpoint, device=args.device)
     prompts = [p for p in args.prompt for _ in range(args.n)]
@@ -129,7 +125,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _flops(args: argparse.Namespace) -> int:
     import json
 
-    from .flops import flops_table, table1_flops
+    from .flops import table1_flops
+    from .reproduction.table1 import flops_table
 
     flops = table1_flops(args.preset)
     if args.json:
@@ -142,7 +139,7 @@ def _flops(args: argparse.Namespace) -> int:
 def _memory(args: argparse.Namespace) -> int:
     import json
 
-    from .memory import memory_table, table1_memory
+    from .training.memory import memory_table, table1_memory
 
     rows = table1_memory(args.preset, args.batch_size, args.precision, args.gpu_gib, args.headroom)
     print(json.dumps(rows, indent=1) if args.json else memory_table(rows))
@@ -150,7 +147,7 @@ def _memory(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .datasets import fetch_emoji3d, load_emoji3d
+    from .data.datasets import fetch_emoji3d, load_emoji3d
 
     folder = fetch_emoji3d()
     for res in args.resolutions:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .noise import NOISE_KINDS
-from .schedules import PAPER_SHIFTS
+from .schedules import LayeredSchedule
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,15 @@ class DiffusionConfig:
 
     @classmethod
     def paper(cls, resolutions, **kw) -> "DiffusionConfig":
-        """The paper's shifts by resolution ratio (0, log 1/8, log 1/32) and sinc noise."""
-        res = tuple(resolutions)
-        return cls(res, tuple(PAPER_SHIFTS[r // res[0]] for r in res), **kw)
+        """The paper's shifts by resolution ratio to the base (0, log 1/8, log 1/32; section 2.3), with the
+        checks of :meth:`LayeredSchedule.paper`, and sinc noise unless ``noise_kind`` says otherwise."""
+        schedule = LayeredSchedule.paper(resolutions)
+        return cls(schedule.resolutions, schedule.shifts, **kw)
+
+    @property
+    def schedule(self) -> LayeredSchedule:
+        """The per-resolution shifted schedules of eq. (3) that training and sampling share."""
+        return LayeredSchedule(tuple(self.resolutions), tuple(self.shifts))
 
 
 @dataclass(frozen=True)

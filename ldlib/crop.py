@@ -93,11 +93,6 @@ def random_crop_box(
     return CropBox(int(top), int(left), size, resolution)
 
 
-def crop_levels(levels: Sequence[torch.Tensor], box: CropBox) -> list[torch.Tensor]:
-    """Apply one box to every level of a pyramid (each level at its own resolution)."""
-    return [box.apply(x) for x in levels]
-
-
 def nested_crop_boxes(
     resolutions: Sequence[int], crop_size: int, generator: torch.Generator | None = None
 ) -> list[CropBox | None]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import paper
 from .config import UNetConfig, model_config
 from .network import build_model
 
-#: Table 1's rows as (key, layered?, number of resolutions of the preset used).
-TABLE1_ROWS = (("single128", False, 1), ("single256", True, 2), ("layered256", False, 2),
-               ("single512", True, 3), ("layered512", False, 3))
+#: Table 1's rows in the paper's order: (the paper's row name, kind, number of the preset's resolutions used).
+#: A ``single`` row is the single-resolution U-Net at the target resolution of that many resolutions.
+TABLE1_MODELS = (("single128", "single", 1), ("single256", "single", 2), ("layered256", "layered", 2),
+                 ("single512", "single", 3), ("layered512", "layered", 3))
 
 
 def count_flops(cfg: UNetConfig, text_tokens: int = 32) -> int:
@@ -33,24 +33,13 @@ def count_flops(cfg: UNetConfig, text_tokens: int = 32) -> int:
     return int(counter.get_total_flops())
 
 
+def table1_configs(preset: str = "paper") -> dict[str, UNetConfig]:
+    """Table 1's five models built from ``preset``, keyed by the paper's row names (a row's place in Table 1,
+    whatever resolutions the preset has)."""
+    return {key: model_config(preset, levels=levels, single=kind == "single" and levels > 1)
+            for key, kind, levels in TABLE1_MODELS}
+
+
 def table1_flops(preset: str = "paper") -> dict[str, int]:
-    """FLOPs per image of Table 1's five models built from ``preset``."""
-    out = {}
-    for key, single, levels in TABLE1_ROWS:
-        is_single = key.startswith("single")
-        cfg = model_config(preset, levels=levels, single=is_single and levels > 1)
-        out[key] = count_flops(cfg)
-    return out
-
-
-def flops_table(flops: dict[str, int], preset: str) -> str:
-    """Markdown: our FLOPs next to the paper's (reference) and the layered/single ratios."""
-    lines = [f"| model | ours ({preset}) | paper (reference) |", "|---|---|---|"]
-    for key in flops:
-        ref = paper.TABLE1[key]["flops"] if preset == "paper" else None
-        lines.append(f"| {key} | {flops[key]:.3e} | {ref:.2e} |" if ref else f"| {key} | {flops[key]:.3e} | — |")
-    for res in (256, 512):
-        ours = flops[f"layered{res}"] / flops[f"single{res}"]
-        ref = paper.TABLE1[f"layered{res}"]["flops"] / paper.TABLE1[f"single{res}"]["flops"]
-        lines.append(f"| layered/single @ target {res} | {ours:.3f} | {ref:.3f} |")
-    return "\n".join(lines)
+    """FLOPs per image of Table 1's five models built from ``preset`` (keys as in :func:`table1_configs`)."""
+    return {key: count_flops(cfg) for key, cfg in table1_configs(preset).items()}

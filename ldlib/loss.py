@@ -4,7 +4,8 @@
 
 ``training_inputs`` builds the noisy inputs z_i and the targets D(x0, i) (optionally cropped, section 3.1);
 ``layered_loss`` weighs each resolution's mean squared error by w_i (``DiffusionConfig.loss_weighting``)
-and each sample by w_t (``DiffusionConfig.time_weighting``).
+and each sample by w_t (``DiffusionConfig.time_weighting``). ``generator`` seeds only the draws of
+``noise_kind="independent"``; without one they come from torch's global generator.
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ import torch
 from .config import DiffusionConfig
 from .crop import CropBox
 from .forward import diffuse
-from .schedules import LayeredSchedule
-
-
-def schedule_of(cfg: DiffusionConfig) -> LayeredSchedule:
-    return LayeredSchedule(tuple(cfg.resolutions), tuple(cfg.shifts))
 
 
 def resolution_weights(cfg: DiffusionConfig) -> list[float]:
@@ -41,7 +37,7 @@ def training_inputs(
     generator: torch.Generator | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Noisy inputs z_i and targets D(x0, i), base first; cropped level by level when ``crops`` is given."""
-    z, targets, _ = diffuse(x0, eps0, t, schedule_of(cfg), cfg.noise_kind, generator)
+    z, targets, _ = diffuse(x0, eps0, t, cfg.schedule, cfg.noise_kind, generator)
     if crops is not None:
         z = [c.apply(v) if c is not None else v for c, v in zip(crops, z)]
         targets = [c.apply(v) if c is not None else v for c, v in zip(crops, targets)]
@@ -51,9 +47,10 @@ def training_inputs(
 def layered_loss(
     pred: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], t: torch.Tensor, cfg: DiffusionConfig
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The weighted sum of eq. (3) and the per-resolution (unweighted) mean squared errors."""
+    """The weighted sum of eq. (3) and each resolution's term before its w_i: the mean squared error,
+    already multiplied by w_t when ``time_weighting`` is ``min_snr`` (unweighted only with ``none``)."""
     weights = resolution_weights(cfg)
-    logsnrs = schedule_of(cfg).logsnr(t.float())
+    logsnrs = cfg.schedule.logsnr(t.float())
     total = pred[0].new_zeros((), dtype=torch.float32)
     per_level = []
     for p, x, w, logsnr in zip(pred, targets, weights, logsnrs):

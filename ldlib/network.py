@@ -99,9 +99,9 @@ class Block(nn.Module):
         self.res = ResBlock(cin, cout, emb_dim, cfg.dropout)
         self.attn = Attention(cout, cfg.text_dim, cfg.head_channels) if attention else None
 
-    #: Recompute this block in the backward pass instead of keeping its activations (``ldlib.device``'s
+    #: Recompute this block in the backward pass instead of keeping its activations (``ldlib.runtime.device``'s
     #: ``Execution(checkpoint_activations=True)``): the same numbers for about one more forward pass of compute,
-    #: and what lets the ``paper`` preset train at a useful batch on one GPU (``ldlib.memory``).
+    #: and what lets the ``paper`` preset train at a useful batch on one GPU (``ldlib.training.memory``).
     checkpoint: bool = False
 
     def forward(self, x, emb, tokens, mask):
@@ -253,3 +253,11 @@ class LayeredUNet(nn.Module):
 def build_model(cfg: UNetConfig) -> LayeredUNet:
     """The one way to build a network from a config."""
     return LayeredUNet(cfg)
+
+
+def set_activation_checkpointing(model: nn.Module, enabled: bool) -> int:
+    """Turn recomputation (:attr:`Block.checkpoint`) on or off for every block of ``model``; returns how many."""
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    for m in blocks:
+        m.checkpoint = enabled
+    return len(blocks)

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import DiffusionConfig
-from .device import autocast, resolve_precision
-from .loss import schedule_of
+from .data.text import TextBatch
 from .noise import noise_pyramid
 from .pyramid import image_pyramid
-from .text import TextBatch
+from .runtime.device import autocast, resolve_precision
 
 
 @dataclass
@@ -70,7 +69,7 @@ def sample(
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)  # bf16 on CUDA, fp32 on a CPU without native bf16
     res = tuple(diffusion.resolutions)
-    sched = schedule_of(diffusion)
+    sched = diffusion.schedule
     b, top = len(text), res[-1]
     gen = torch.Generator().manual_seed(seed)
     text = text.to(device)

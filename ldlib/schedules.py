@@ -49,21 +49,6 @@ def shifted_cosine_logsnr(t, shift: float, **limits) -> torch.Tensor:
     return cosine_logsnr(t, **limits) + shift
 
 
-def interpolated_cosine_logsnr(t, shift_at_noise: float, shift_at_data: float, **limits) -> torch.Tensor:
-    """Simple diffusion's interpolated schedule: ``t * shifted(t, shift_at_noise) + (1 - t) * shifted(t,
-    shift_at_data)``.
-
-    Direction (checked against simple diffusion, section 3.1, "interpolating the schedule"): at t = 1
-    (pure noise) the schedule follows the *stronger* shift, at t = 0 the weaker one. For 512 px images
-    simple diffusion interpolates from reference 32 px near noise to 256 px near data, i.e.
-    ``shift_at_noise = 2 log(32/512)``, ``shift_at_data = 2 log(256/512)``, so high-frequency detail is not
-    pushed as late as the fully shifted schedule would push it.
-    """
-    t = _as_tensor(t)
-    base = cosine_logsnr(t, **limits)
-    return base + t * shift_at_noise + (1 - t) * shift_at_data
-
-
 def alpha_sigma(logsnr) -> tuple[torch.Tensor, torch.Tensor]:
     """``(alpha, sigma)`` of a variance-preserving process with this log-SNR:
     ``alpha**2 = sigmoid(logsnr)``, ``sigma**2 = sigmoid(-logsnr)``."""

@@ -3,6 +3,7 @@
 The layered model is hierarchical: the K+1 model contains every tensor of the K model under the same name
 (the base U-Net and the first K-1 higher layers) plus one new layer. Those tensors are copied; the new
 layer keeps its fresh initialisation. The report says which tensors were copied and which are new.
+Reading the smaller model from a checkpoint is ``ldlib.training.checkpoint.stack_from``.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors.torch import load_file
+import torch
 
-from .checkpoint import CheckpointError, latest_checkpoint, read_configs
+from .config import UNetConfig
 from .network import LayeredUNet
+
+
+class StackingError(ValueError):
+    """The smaller model cannot be stacked into the larger one (another preset, or not fewer resolutions)."""
 
 
 @dataclass
 class StackReport:
-    source: Path
+    source: Path | str
     copied: list[str]
     fresh: list[str]
 
@@ -27,14 +32,8 @@ class StackReport:
                 f"{len(self.fresh)} new ({', '.join(sorted({n.split('.')[0] + '.' + n.split('.')[1] for n in self.fresh})) or 'none'})")
 
 
-def stack_from(model: LayeredUNet, source: Path | str, use_ema: bool = True) -> StackReport:
-    """Copy a smaller trained model's weights into ``model`` (in place) and report what was copied."""
-    source = Path(source)
-    ckpt = source if (source / "config.json").exists() else latest_checkpoint(source)
-    if ckpt is None:
-        raise CheckpointError(f"no checkpoint in {source} to stack from")
-    small = read_configs(ckpt)["model"]
-    big = model.cfg
+def check_stackable(small: UNetConfig, big: UNetConfig) -> None:
+    """Raise :class:`StackingError` unless ``big`` is ``small``'s preset with more resolutions."""
     k = small.levels
     compatible = (
         small.resolutions == big.resolutions[:k]
@@ -45,14 +44,21 @@ def stack_from(model: LayeredUNet, source: Path | str, use_ema: bool = True) -> 
         and small.attention_levels == big.attention_levels
     )
     if not compatible or small.levels >= big.levels:
-        raise CheckpointError(f"cannot stack a model over {small.resolutions} into one over {big.resolutions}: the "
-                              f"smaller model must be the same preset with fewer resolutions")
-    state = load_file(str(ckpt / ("ema.safetensors" if use_ema else "model.safetensors")))
+        raise StackingError(f"cannot stack a model over {small.resolutions} into one over {big.resolutions}: the "
+                            f"smaller model must be the same preset with fewer resolutions")
+
+
+def stack_weights(model: LayeredUNet, small: UNetConfig, state: dict[str, torch.Tensor],
+                  source: Path | str = "") -> StackReport:
+    """Copy the weights ``state`` of a smaller model (config ``small``) into ``model`` (in place) and report
+    what was copied and what keeps its fresh initialisation."""
+    check_stackable(small, model.cfg)
     own = model.state_dict()
-    copied = [n for n in own if n in state and state[n].shape == own[n].shape]
     mismatched = [n for n in state if n not in own or state[n].shape != own[n].shape]
     if mismatched:
-        raise CheckpointError(f"{ckpt} has tensors that do not fit the larger model: {mismatched[:5]}")
+        raise StackingError(f"{source or 'the smaller model'} has tensors that do not fit the larger model: "
+                            f"{mismatched[:5]}")
+    copied = [n for n in own if n in state]
     own.update({n: state[n] for n in copied})
     model.load_state_dict(own)
-    return StackReport(ckpt, copied, [n for n in own if n not in state])
+    return StackReport(source, copied, [n for n in own if n not in state])

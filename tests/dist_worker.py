@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ldlib import distributed
 from ldlib.config import DiffusionConfig, TrainConfig, model_config
 from ldlib.data import shapes_dataset
-from ldlib.device import Execution
-from ldlib.text import HashTextEncoder, encode_unique
-from ldlib.train import load_model, train
+from ldlib.data.text import HashTextEncoder, encode_unique
+from ldlib.runtime import distributed
+from ldlib.runtime.device import Execution
+from ldlib.training import load_model, train
 
 mode, run_dir = sys.argv[1], Path(sys.argv[2])
 if mode == "train":

@@ -2,8 +2,8 @@
 
 import torch
 
-from ldlib.alignment import HEADS, attribute_accuracy, labels, train_classifier
 from ldlib.data import shapes_dataset
+from ldlib.evaluation.alignment import HEADS, attribute_accuracy, labels, train_classifier
 
 
 def test_labels_encode_attributes():

@@ -8,7 +8,7 @@ import pytest
 
 from ldlib.config import model_config
 from ldlib.flops import count_flops
-from ldlib.memory import table1_memory
+from ldlib.training.memory import table1_memory
 
 spec = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py")
 bench = importlib.util.module_from_spec(spec)
@@ -61,7 +61,7 @@ def test_summary_ratios_and_mfu():
     assert len(report["ablations"]) == 4 and report["default_run"]["peak_rss_mib"] == 1200.0
     assert "activation checkpointing" in [a["what"] for a in report["ablations"]]
     est = row["train_memory_estimate_mib"]
-    assert 0 < est["single"] and 0 < est["layered"]  # ldlib.memory's estimate, beside the measured peak
+    assert 0 < est["single"] and 0 < est["layered"]  # ldlib.training.memory's estimate, beside the measured peak
 
 
 def test_markdown_has_the_tables_and_the_before_after():
@@ -71,7 +71,7 @@ def test_markdown_has_the_tables_and_the_before_after():
     report["paper_memory"] = table1_memory("smoke", batch_size=4, precision="fp32", budget_gib=1.0)
     text = bench.markdown(report, before=report)
     for heading in ("Machine ceiling", "Training", "Speed choices", "Memory of a default training run", "Before / after",
-                    "measured vs `ldlib.memory`'s estimate", "on one GPU (estimate)"):
+                    "measured vs `ldlib.training.memory`'s estimate", "on one GPU (estimate)"):
         assert heading in text
     assert "| smoke | 64 | 10 | 20 | 2 |" in text
     assert "| layout: contiguous (NCHW) | train images/s | 20 | 10 | 0.5 |" in text

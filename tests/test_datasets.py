@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ldlib import datasets
-from ldlib.datasets import DatasetError, load_coco, load_dataset, load_emoji3d, load_folder
+from ldlib.data import datasets
+from ldlib.data.datasets import DatasetError, load_coco, load_dataset, load_emoji3d, load_folder
 
 
 def png(path, colour=(200, 30, 30), size=(40, 30)):

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from ldlib.alignment import train_classifier
 from ldlib.config import DiffusionConfig, TrainConfig, model_config
 from ldlib.data import shapes_dataset
-from ldlib.evaluation import evaluate_model, scores_row
-from ldlib.text import HashTextEncoder, encode_unique
-from ldlib.train import load_model, train
+from ldlib.data.text import HashTextEncoder, encode_unique
+from ldlib.evaluation import evaluate_model
+from ldlib.evaluation.alignment import train_classifier
+from ldlib.training import load_model, train
 
 
 def test_evaluate_a_tiny_model(tmp_path):
@@ -21,7 +21,7 @@ def test_evaluate_a_tiny_model(tmp_path):
     reference = shapes_dataset(16, 64, seed=99)
     ev = evaluate_model(model, cfgs["diffusion"], HashTextEncoder(), reference, n_samples=16, steps=3,
                         classifier=classifier, n_boot=5, progress=False)
-    row = scores_row("layered64", ev)
+    row = ev.as_dict()
     assert ev.samples.shape == (16, 3, 64, 64)
     assert row["fid"] > 0 and row["fid_ci"][0] < row["fid"] < row["fid_ci"][1]
     assert 0 <= row["alignment"] <= 1 and row["alignment_ci"][0] <= row["alignment"] <= row["alignment_ci"][1]
@@ -30,7 +30,7 @@ def test_evaluate_a_tiny_model(tmp_path):
 
 
 def test_retrieval_alignment_for_captioned_data(tmp_path):
-    from ldlib.retrieval import train_matcher
+    from ldlib.evaluation.retrieval import train_matcher
 
     data = shapes_dataset(64, 32, seed=0)
     enc = HashTextEncoder()

@@ -27,9 +27,9 @@ def test_diffuse_on_cuda():
 def test_train_and_sample_on_cuda(tmp_path):
     from ldlib.config import DiffusionConfig, TrainConfig, model_config
     from ldlib.data import shapes_dataset
+    from ldlib.data.text import HashTextEncoder, encode_unique
     from ldlib.sampler import sample
-    from ldlib.text import HashTextEncoder, encode_unique
-    from ldlib.train import load_model, train
+    from ldlib.training import load_model, train
 
     data = shapes_dataset(32, 64)
     text, index = encode_unique(HashTextEncoder(), data.captions)
@@ -43,12 +43,11 @@ def test_train_and_sample_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("checkpointed", [False, True])
 def test_memory_estimate_against_cuda_allocations(checkpointed):
-    """ldlib.memory emulates bf16 autocast on the meta device; here the real thing: the memory a forward pass
+    """ldlib.training.memory emulates bf16 autocast on the meta device; here the real thing: the memory a forward pass
     under autocast leaves allocated (what the backward pass will need) against the estimate."""
     from ldlib.config import model_config
-    from ldlib.device import set_activation_checkpointing
-    from ldlib.memory import _count
-    from ldlib.network import build_model
+    from ldlib.network import build_model, set_activation_checkpointing
+    from ldlib.training.memory import count_saved_bytes
 
     cfg, b = model_config("cpu16", 3), 16
     model = build_model(cfg).cuda()
@@ -63,5 +62,5 @@ def test_memory_estimate_against_cuda_allocations(checkpointed):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model(z, *args)
     held = torch.cuda.memory_allocated() - before - sum(o.numel() * o.element_size() for o in out)
-    estimate = _count(cfg, b, "bf16", checkpointed, 32)[0]  # what stays saved (no block being recomputed yet)
+    estimate = count_saved_bytes(cfg, b, "bf16", checkpointed, 32)[0]  # what stays saved (no block being recomputed yet)
     assert 0.75 < held / estimate < 1.25, (held, estimate)

@@ -1,4 +1,4 @@
-"""The training-memory estimate (ldlib.memory): exact saved-tensor counts, affine in the batch, smaller with
+"""The training-memory estimate (ldlib.training.memory): exact saved-tensor counts, affine in the batch, smaller with
 activation checkpointing; and checkpointing itself leaves the gradients unchanged."""
 
 import json
@@ -6,19 +6,18 @@ import json
 import pytest
 import torch
 
-from ldlib import memory
 from ldlib.cli import main
 from ldlib.config import model_config
-from ldlib.device import set_activation_checkpointing
-from ldlib.network import build_model
+from ldlib.network import build_model, set_activation_checkpointing
+from ldlib.training import memory
 
 CFG = model_config("smoke", 3)
 
 
 @pytest.mark.parametrize("checkpointed", [False, True])
 def test_meta_count_equals_the_count_on_real_tensors(checkpointed):
-    meta = memory._count(CFG, 2, "fp32", checkpointed, 8)
-    real = memory._count(CFG, 2, "fp32", checkpointed, 8, device="cpu")
+    meta = memory.count_saved_bytes(CFG, 2, "fp32", checkpointed, 8)
+    real = memory.count_saved_bytes(CFG, 2, "fp32", checkpointed, 8, device="cpu")
     assert meta == real and meta[0] > 0
 
 

@@ -5,8 +5,8 @@ import torch
 
 from ldlib.config import UNetConfig, model_config
 from ldlib.crop import nested_crop_boxes
+from ldlib.data.text import HashTextEncoder
 from ldlib.network import LayeredUNet, build_model
-from ldlib.text import HashTextEncoder
 
 
 def inputs(cfg, b=2, sizes=None, seed=0):

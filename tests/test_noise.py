@@ -15,7 +15,7 @@ from ldlib.noise import (
     noise_pyramid,
     sinc_downsample,
 )
-from ldlib.noise_stats import autocorrelation, max_offcentre, radial_power_spectrum, shared_with_top
+from ldlib.reproduction.noise_scaling import autocorrelation, max_offcentre, radial_power_spectrum, shared_with_top
 
 
 def big_noise(gen, n=400, size=64):

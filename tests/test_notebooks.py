@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from ldlib.experiments import NOTEBOOKS
-from ldlib.runner import reproduce
+from ldlib.reproduction.parameters import NOTEBOOKS
+from ldlib.reproduction.runner import reproduce
 
 pytestmark = pytest.mark.notebooks
 

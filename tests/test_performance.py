@@ -1,17 +1,30 @@
-"""Speed choices (ldlib.device) change how the network runs, never what it computes beyond float noise."""
+"""Speed choices (ldlib.runtime.device) change how the network runs, never what it computes beyond float noise.
+
+Choices made by capability (precision and layout on a CPU with or without native bf16) are tested on both
+branches on every machine, by forcing the probe with ``LDLIB_CPU_BF16`` (the ``cpu_bf16`` fixture)."""
 
 import pytest
 import torch
 
 from ldlib.config import DiffusionConfig, TrainConfig, model_config
 from ldlib.data import shapes_dataset
-from ldlib.device import Execution, memory_format, place, resolve_precision
+from ldlib.data.text import HashTextEncoder, encode_unique
 from ldlib.network import build_model
+from ldlib.runtime.device import CPU_BF16_ENV, Execution, cpu_has_native_bf16, memory_format, place, resolve_precision
 from ldlib.sampler import sample
-from ldlib.text import HashTextEncoder, encode_unique
-from ldlib.train import load_model, train
+from ldlib.training import load_model, train
+from ldlib.training.checkpoint import read_history
 
 CPU = torch.device("cpu")
+#: what ``precision="auto"`` and the layout become on a CPU with (True) or without (False) native bf16
+BRANCHES = {True: ("bf16", torch.contiguous_format), False: ("fp32", torch.channels_last)}
+
+
+@pytest.fixture(params=[True, False], ids=["native-bf16-cpu", "fp32-only-cpu"])
+def cpu_bf16(request, monkeypatch):
+    """Run the test as on a CPU with native bf16 (AVX-512 BF16 / AMX) and as on one without (AVX2 only)."""
+    monkeypatch.setenv(CPU_BF16_ENV, "1" if request.param else "0")
+    return request.param
 
 
 def test_layout_and_precision_rules():
@@ -21,6 +34,22 @@ def test_layout_and_precision_rules():
     assert memory_format(torch.device("cuda"), "bf16") == torch.contiguous_format
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
     assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+
+
+def test_auto_precision_and_layout_follow_the_cpu(cpu_bf16):
+    precision, layout = BRANCHES[cpu_bf16]
+    assert cpu_has_native_bf16() is cpu_bf16
+    assert resolve_precision("auto", CPU) == precision and resolve_precision("fp32", CPU) == "fp32"
+    assert memory_format(CPU, resolve_precision("auto", CPU)) == layout
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"  # CUDA does not ask the CPU probe
+
+
+def test_the_probe_override_is_checked(monkeypatch):
+    monkeypatch.setenv(CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="LDLIB_CPU_BF16 must be 1"):
+        cpu_has_native_bf16()
+    monkeypatch.delenv(CPU_BF16_ENV)
+    assert isinstance(cpu_has_native_bf16(), bool)  # the machine's own answer, from /proc/cpuinfo
 
 
 def test_channels_last_forward_matches_contiguous():
@@ -82,13 +111,29 @@ def test_micro_batches_must_divide_the_batch(tmp_path):
               execution=Execution(micro_batches=3))
 
 
-def test_loaded_model_samples_in_the_chosen_layout_with_the_same_images(run):
+def test_loaded_model_samples_in_the_chosen_layout_with_the_same_images(run, cpu_bf16):
+    precision, layout = BRANCHES[cpu_bf16]
     model, cfgs = load_model(run["default"].checkpoint)
-    assert model.base_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.base_in.weight.is_contiguous(memory_format=layout)
     text = HashTextEncoder().encode(["a red circle", "a blue square"])
-    fast = sample(model, cfgs["diffusion"], text, steps=4, seed=1).top
+    fast = sample(model, cfgs["diffusion"], text, steps=4, seed=1).top  # precision "auto": this CPU's branch
     plain = sample(model.to(memory_format=torch.contiguous_format), cfgs["diffusion"], text, steps=4, seed=1).top
     assert torch.allclose(fast, plain, atol=1e-4)
+    exact = sample(model, cfgs["diffusion"], text, steps=4, seed=1, precision="fp32").top
+    assert torch.allclose(fast, exact, atol=1e-4) == (precision == "fp32")  # bf16 sampling really ran in bf16
+
+
+def test_training_precision_and_layout_follow_the_cpu(cpu_bf16, tmp_path):
+    precision, layout = BRANCHES[cpu_bf16]
+    data = shapes_dataset(16, 64, seed=0)
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    mc = model_config("smoke", 3)
+    tc = TrainConfig(steps=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=2, text_encoder="hash")
+    r = train(mc, DiffusionConfig.paper(mc.resolutions), tc, data, text, index, tmp_path / "run", progress=False)
+    assert read_history(r.checkpoint)["precision"] == precision
+    assert len(r.losses) == 2 and all(torch.isfinite(torch.tensor(r.losses)))
+    model, _ = load_model(r.checkpoint)
+    assert model.base_in.weight.is_contiguous(memory_format=layout)
 
 
 @pytest.mark.gpu

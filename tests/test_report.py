@@ -11,7 +11,7 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from ldlib.report import build_report, find_chromium, rendered_dom, screenshot, write_report  # noqa: E402
+from ldlib.reproduction.report import build_report, chromium, find_chromium, screenshot, write_report  # noqa: E402
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_report_holds_claims_numbers_and_figures(results):
 @pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(results, tmp_path):
     page = write_report(results)
-    dom = rendered_dom(page)
+    dom = chromium(["--dump-dom", page.resolve().as_uri()])  # the DOM after scripts ran and images loaded
     assert re.search(r'data-images-loaded="1/1"', dom)  # the figure file was found and decoded
     assert dom.count("<table") == 3 and "unresolved" in dom
     png = screenshot(page, tmp_path / "shot.png", width=800, height=600)
@@ -59,8 +59,8 @@ def test_explorer_runs_headless(tmp_path):
 
     from ldlib.config import DiffusionConfig, TrainConfig, model_config
     from ldlib.data import shapes_dataset
-    from ldlib.text import HashTextEncoder, encode_unique
-    from ldlib.train import train
+    from ldlib.data.text import HashTextEncoder, encode_unique
+    from ldlib.training.train import train
 
     mcfg = model_config("smoke", 2)
     data = shapes_dataset(8, mcfg.resolutions[-1])
@@ -78,7 +78,7 @@ def test_explorer_runs_headless(tmp_path):
 
 def test_panels_become_widgets_when_interactive():
     ipywidgets = pytest.importorskip("ipywidgets", reason="the lab extra is not installed")
-    from ldlib import explore
+    from ldlib.reproduction import explore
 
     ui = explore.panel(explore.noise_view, True, **explore.controls_noise())
     assert isinstance(ui, ipywidgets.interactive)

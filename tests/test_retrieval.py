@@ -3,8 +3,8 @@
 import torch
 
 from ldlib.data import shapes_dataset
-from ldlib.retrieval import retrieval_accuracy, train_matcher
-from ldlib.text import HashTextEncoder, encode_unique
+from ldlib.data.text import HashTextEncoder, encode_unique
+from ldlib.evaluation.retrieval import retrieval_accuracy, train_matcher
 
 
 def test_matcher_learns_and_noise_is_at_chance():

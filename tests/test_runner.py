@@ -8,8 +8,8 @@ import nbformat
 import pytest
 
 from ldlib import cli
-from ldlib.experiments import NOTEBOOKS, PROFILES, NotebookSpec, Param, ParameterError
-from ldlib.runner import plan, reproduce
+from ldlib.reproduction.parameters import NOTEBOOKS, PROFILES, NotebookSpec, Param, ParameterError
+from ldlib.reproduction.runner import plan, reproduce
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -98,7 +98,7 @@ def write_toy(folder: Path) -> None:
     params = nbformat.v4.new_code_cell('profile = "smoke"\noutput_dir = ""\nseed = 0\nfail = 0\nvalue = 1.0')
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "from ldlib.results import Recorder\n"
+        "from ldlib.reproduction.recorder import Recorder\n"
         "rec = Recorder(output_dir, 'toy')\n"
         "rec.metric('value', value, paper=1.0, tolerance=0.01)\n"
         "rec.save()\n"

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ldlib import paper
+from ldlib.reproduction import paper_numbers as paper
 from ldlib.schedules import (
     LOGSNR_MAX,
     LOGSNR_MIN,
@@ -13,9 +13,7 @@ from ldlib.schedules import (
     alpha_sigma,
     cosine_logsnr,
     cosine_t_at_logsnr,
-    interpolated_cosine_logsnr,
     shifted_cosine_logsnr,
-    simple_diffusion_shift,
 )
 
 T = torch.linspace(0, 1, 1001, dtype=torch.float64)
@@ -47,15 +45,6 @@ def test_t_at_logsnr_inverts_schedule():
         for target in (-5.0, 0.0, 3.0):
             t = cosine_t_at_logsnr(target, shift)
             assert shifted_cosine_logsnr(torch.tensor(t, dtype=torch.float64), shift).item() == pytest.approx(target, abs=1e-6)
-
-
-def test_interpolated_direction_follows_simple_diffusion():
-    strong, weak = simple_diffusion_shift(512, 32), simple_diffusion_shift(512, 256)
-    l = interpolated_cosine_logsnr(T, shift_at_noise=strong, shift_at_data=weak)
-    assert l[-1].item() == pytest.approx(shifted_cosine_logsnr(torch.tensor(1.0, dtype=torch.float64), strong).item(), abs=1e-9)
-    assert l[0].item() == pytest.approx(shifted_cosine_logsnr(torch.tensor(0.0, dtype=torch.float64), weak).item(), abs=1e-9)
-    mid = interpolated_cosine_logsnr(torch.tensor(0.5, dtype=torch.float64), strong, weak).item()
-    assert mid == pytest.approx(0.5 * strong + 0.5 * weak, abs=1e-9)
 
 
 def test_alpha_sigma_variance_preserving():

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from ldlib import table1
-from ldlib.evaluation import Evaluator, data_spec, reference_sets
-from ldlib.results import Recorder
-from ldlib.table1 import evaluate_rows, rows, train_rows
+from ldlib.data import data_spec
+from ldlib.evaluation import Evaluator, reference_sets
+from ldlib.reproduction import table1
+from ldlib.reproduction.recorder import Recorder
+from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
 
 
 def test_rows_and_flops_order():

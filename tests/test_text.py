@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 import torch
 
-from ldlib import text as text_mod
-from ldlib.text import HashTextEncoder, TextEncoder, encode_unique
+from ldlib.data import text as text_mod
+from ldlib.data.text import HashTextEncoder, TextEncoder, encode_unique
 
 
 @pytest.fixture(scope="module")

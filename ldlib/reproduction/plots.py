@@ -1,0 +1,251 @@
+"""Figures of the notebooks (Figs. A.1-A.6 of the paper and our additions). Each function computes nothing the
+library does not already expose; it only draws and returns a matplotlib figure."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy import stats
+
+from ..crop import nested_crop_boxes
+from ..data.images import to_display, to_float
+from ..noise import axis_weights, downsample_noise
+from ..pyramid import downsample
+from ..schedules import LayeredSchedule
+from .noise_scaling import autocorrelation, radial_power_spectrum
+
+KIND_COLOURS = {"sinc": "C0", "bilinear": "C1", "bilinear_raw": "C3", "independent": "C2"}
+
+
+def noise_samples(eps0: torch.Tensor, factors: Sequence[int], kinds: Sequence[str], generator=None):
+    """One top-resolution noise field and its downsampled versions, a row per noise kind."""
+    field = eps0[:1]
+    cols = [1, *factors]
+    fig, axes = plt.subplots(len(kinds), len(cols), figsize=(2.4 * len(cols), 2.4 * len(kinds)), squeeze=False)
+    for r, kind in enumerate(kinds):
+        for c, f in enumerate(cols):
+            img = field if f == 1 else downsample_noise(field, f, kind, generator)
+            ax = axes[r, c]
+            ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=-3, vmax=3, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{kind}, {img.shape[-1]}px" if f > 1 else f"eps0, {img.shape[-1]}px", fontsize=9)
+    fig.suptitle("The same top-resolution noise, downsampled three ways (grey scale -3..3)")
+    fig.tight_layout()
+    return fig
+
+
+def power_spectra(eps0: torch.Tensor, factors: Sequence[int], kinds: Sequence[str], generator=None):
+    """Radially averaged power spectra: white unit-variance noise is flat at 1."""
+    fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 3.3), squeeze=False)
+    for ax, f in zip(axes[0], factors):
+        for kind in kinds:
+            freq, power = radial_power_spectrum(downsample_noise(eps0, f, kind, generator))
+            ax.plot(freq, power, label=kind, color=KIND_COLOURS.get(kind))
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("spatial frequency (cycles / pixel)")
+        ax.set_ylabel("power (white N(0,1) = 1)")
+        ax.set_title(f"downsampled by {f}")
+        ax.set_ylim(0, None)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def autocorrelations(eps0: torch.Tensor, factor: int, kinds: Sequence[str], generator=None, max_lag: int = 3):
+    """Spatial autocorrelation maps (lag 0 in the centre): white noise is a single bright pixel."""
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.0 * len(kinds), 3.0), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        ac = autocorrelation(downsample_noise(eps0, factor, kind, generator), max_lag).numpy()
+        im = ax.imshow(ac, cmap="RdBu_r", vmin=-1, vmax=1, extent=[-max_lag - 0.5, max_lag + 0.5] * 2)
+        ax.set_title(f"{kind} (x{factor})\nlag-1 corr {0.5 * (ac[max_lag, max_lag + 1] + ac[max_lag + 1, max_lag]):+.3f}", fontsize=9)
+        ax.set_xlabel("lag x"), ax.set_ylabel("lag y")
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
+    return fig
+
+
+def qq_plots(eps0: torch.Tensor, factor: int, kinds: Sequence[str], generator=None, n: int = 4000):
+    """Normal quantile-quantile plots against N(0, 1): points on the diagonal mean Gaussian with unit variance."""
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.0 * len(kinds), 3.0), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        x = downsample_noise(eps0, factor, kind, generator).reshape(-1)
+        sample = x[torch.randperm(x.numel(), generator=generator)[:n]].double().numpy()
+        (osm, osr), _ = stats.probplot(sample, dist="norm")
+        ax.plot(osm, osr, ".", ms=2, color=KIND_COLOURS.get(kind))
+        ax.plot([-4, 4], [-4, 4], "k--", lw=0.8)
+        ax.set_title(f"{kind} (x{factor})", fontsize=9)
+        ax.set_xlabel("N(0,1) quantile"), ax.set_ylabel("sample quantile")
+    fig.tight_layout()
+    return fig
+
+
+def filter_kernels(n: int, factor: int):
+    """What one low-resolution pixel is made of: the 1-D weights of sinc (eq. 1) and bilinear downsampling
+    over the top-resolution pixels, centred on the middle output pixel."""
+    sinc_rows = axis_weights("sinc", n, factor)
+    bil_rows = axis_weights("bilinear", n, factor)
+    mid = n // factor // 2
+    pos = np.arange(n) - (mid * factor + (factor - 1) / 2)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.plot(pos, sinc_rows[mid], ".-", label="sinc (eq. 1, unit-variance scaled)", color=KIND_COLOURS["sinc"])
+    ax.plot(pos, bil_rows[mid], ".-", label="bilinear, anti-aliased (unit-variance scaled)", color=KIND_COLOURS["bilinear"])
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlim(-6 * factor, 6 * factor)
+    ax.set_xlabel("top-resolution pixel offset from the output pixel's centre")
+    ax.set_ylabel("weight")
+    ax.set_title(f"1-D weights of one output pixel, downsampling by {factor}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def logsnr_curves(schedules: Mapping[str, LayeredSchedule], t: torch.Tensor | None = None):
+    """log-SNR(t) of every resolution under each schedule (Figs. A.3-A.4), plus the same curves moved to the
+    base resolution: a layer ``T`` times finer sees ``2 log T`` more log-SNR once its noise is averaged
+    down to the base grid (white noise variance falls by T^2), so equal base-equivalent curves mean
+    equal difficulty for coarse structure (simple diffusion's argument)."""
+    t = torch.linspace(0, 1, 401) if t is None else t
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    styles = ["-", "--", ":", "-."]
+    for (name, sch), ls in zip(schedules.items(), styles):
+        base = sch.resolutions[0]
+        for i, (res, l) in enumerate(zip(sch.resolutions, sch.logsnr(t))):
+            colour = f"C{i}"
+            axes[0].plot(t, l, ls, color=colour, label=f"{name}: {res}px")
+            axes[1].plot(t, l + 2 * np.log(res / base), ls, color=colour, label=f"{name}: {res}px")
+    axes[0].set_title("log-SNR per resolution (shared t)")
+    axes[1].set_title("base-equivalent log-SNR (+ 2 log(res / base))")
+    for ax in axes:
+        ax.set_xlabel("t (0 = data, 1 = noise)"), ax.set_ylabel("log-SNR")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_ylim(-12, 12)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def noised_grid(z_by_t: Mapping[float, Sequence[torch.Tensor]], resolutions: Sequence[int], schedule: LayeredSchedule, index: int = 0):
+    """z_{t,i} of eq. (3) for one image: a row per resolution, a column per t."""
+    ts = list(z_by_t)
+    fig, axes = plt.subplots(len(resolutions), len(ts), figsize=(2.1 * len(ts), 2.2 * len(resolutions)), squeeze=False)
+    for c, t in enumerate(ts):
+        for r, (res, l) in enumerate(zip(resolutions, schedule.logsnr(torch.tensor(float(t))))):
+            ax = axes[r, c]
+            ax.imshow(to_display(z_by_t[t][r][index]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"t={t:g}, {res}px\nlogSNR {l.item():+.1f}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def survival_curves(t: np.ndarray, curves: Mapping[str, Mapping[int, np.ndarray]], threshold: float = 0.5):
+    """How much coarse structure survives the noise (curves of ``schedule_shifting.structure_survival``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    styles = ["-", "--", ":", "-."]
+    for (name, per_res), ls in zip(curves.items(), styles):
+        for i, (res, c) in enumerate(per_res.items()):
+            ax.plot(t, c, ls, color=f"C{i}", label=f"{name}: {res}px")
+    ax.axhline(threshold, color="k", lw=0.6)
+    ax.set_xlabel("t (0 = data, 1 = noise)")
+    ax.set_ylabel("corr(low-pass(z_i), D(x0, base))")
+    ax.set_title("Coarse structure left in each layer's noisy input")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(level_losses: Sequence[Sequence[float]], resolutions: Sequence[int], smooth: int = 20):
+    """Per-resolution training loss terms before their resolution weights w_i (moving average over ``smooth``
+    steps): the x-prediction MSE, times w_t when the run used ``time_weighting="min_snr"``."""
+    arr = np.asarray(level_losses, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    k = max(1, min(smooth, len(arr) // 5 or 1))
+    kernel = np.ones(k) / k
+    for i, res in enumerate(resolutions):
+        ax.plot(np.arange(k, len(arr) + 1), np.convolve(arr[:, i], kernel, mode="valid"), label=f"{res}px", color=f"C{i}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("x-prediction MSE")
+    ax.set_title("Training loss per resolution (eq. 3 terms before w_i)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def model_grid(samples: Mapping[str, torch.Tensor], prompts: Sequence[str], n: int = 6):
+    """Fig. A.1's layout: a row per model, a column per prompt (the same prompt and seed in every row)."""
+    n = min(n, len(prompts), *(len(s) for s in samples.values()))
+    fig, axes = plt.subplots(len(samples), n, figsize=(1.9 * n, 2.0 * len(samples) + 0.6), squeeze=False)
+    for r, (name, images) in enumerate(samples.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(to_display(images[c]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title("\n".join(prompts[c][i:i + 22] for i in range(0, min(len(prompts[c]), 66), 22)), fontsize=7)
+        axes[r, 0].set_ylabel(f"{name}\n{images.shape[-1]}px", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_curves(levels: Mapping[str, Sequence[float]], fids: Mapping[str, Sequence[float]], floor: float):
+    """FID against corruption strength, one panel per corruption kind, with the split-half floor marked."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(4 * len(levels), 3), squeeze=False)
+    for ax, kind in zip(axes[0], levels):
+        ax.plot(levels[kind], fids[kind], "o-")
+        ax.axhline(floor, color="grey", ls="--", label="two real halves")
+        ax.set_xlabel({"noise": "noise std (image in [-1, 1])", "blur": "down-up resampling factor"}.get(kind, kind))
+        ax.set_ylabel("FID")
+        ax.set_title(f"FID vs {kind}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def shift_sweep(sweeps: Mapping[str, Sequence[tuple[float, float, tuple[float, float]]]],
+                marks: Mapping[str, Mapping[str, float]]):
+    """Fig. A.5: FID (with 95% intervals) against the top layer's shift, one panel per sweep; ``marks``
+    draws vertical lines (e.g. the paper's choice, simple diffusion's rule) per panel."""
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.5 * len(sweeps), 3.2), squeeze=False)
+    for ax, (title, points) in zip(axes[0], sweeps.items()):
+        s = np.array([p[0] for p in points])
+        fid = np.array([p[1] for p in points])
+        err = np.array([[p[1] - p[2][0], p[2][1] - p[1]] for p in points]).T
+        ax.errorbar(s, fid, yerr=err, fmt="o-", capsize=3)
+        for (label, x), style in zip(marks.get(title, {}).items(), ("--", ":", "-.")):
+            ax.axvline(x, color="grey", ls=style, label=label)
+        ax.set_xlabel("top-layer shift (nats of log-SNR)")
+        ax.set_ylabel("FID")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def crop_pyramid(images: torch.Tensor, resolutions: Sequence[int], crop_size: int, generator=None):
+    """Fig. A.6: each image's pyramid with the nested strategic crops drawn on it (base whole)."""
+    from matplotlib.patches import Rectangle
+
+    n, k = len(images), len(resolutions)
+    fig, axes = plt.subplots(n, k, figsize=(2.4 * k, 2.4 * n), squeeze=False)
+    for r in range(n):
+        boxes = nested_crop_boxes(resolutions, crop_size, generator)
+        x = to_float(images[r : r + 1])
+        for c, res in enumerate(resolutions):
+            ax = axes[r, c]
+            ax.imshow(to_display(downsample(x, res)[0]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if boxes[c] is not None:
+                b = boxes[c]
+                ax.add_patch(Rectangle((b.left - 0.5, b.top - 0.5), b.size, b.size, fill=False, color="red", lw=1.5))
+            if c + 1 < k and boxes[c + 1] is not None:  # where the next level's crop comes from
+                nb = boxes[c + 1]
+                f = res / nb.resolution
+                ax.add_patch(Rectangle((nb.left * f - 0.5, nb.top * f - 0.5), nb.size * f, nb.size * f, fill=False,
+                                       color="yellow", lw=1, ls="--"))
+            if r == 0:
+                ax.set_title(f"{res}px" + (f", crop {boxes[c].size}" if boxes[c] else ", whole"), fontsize=9)
+    fig.tight_layout()
+    return fig

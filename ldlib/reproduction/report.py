@@ -1,0 +1,159 @@
+"""``results/<profile>/report.html``: one page a reader can open to see what was reproduced.
+
+Built from the same files as ``summary.md`` (each notebook's ``metrics.json`` and ``provenance.json``): a
+tally of the paper's claims by verdict, then per notebook its checked claims (agrees / disagrees /
+unresolved), its numbers with 95% intervals beside the paper's (labelled reference), its figures, and a link
+to the executed notebook. Figures are linked relative to the page, so the page works wherever the results
+folder is copied, and the repository stores each PNG once.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Mapping
+
+from ..runtime.files import atomic_write_text, read_json
+from .parameters import NOTEBOOKS, NotebookSpec
+from .recorder import AGREES, DISAGREES, UNRESOLVED, fmt, fmt_ci, verdict_of
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
+h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.agrees { background: #e3f4e3; } .disagrees { background: #fbe3e3; } .unresolved { background: #f6f0d8; }
+.ref { color: #666; font-style: italic; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; } .figs figure { margin: 0; max-width: 34em; }
+.figs img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 12px; color: #555; }
+.tally span { display: inline-block; padding: .2em .6em; margin-right: .5em; border-radius: 3px; }
+"""
+
+# Lets a headless browser (and a reader) see how many figures actually loaded.
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = Array.from(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+});
+"""
+
+
+def _verdict(claim: dict) -> str:
+    return verdict_of(claim.get("agrees"))
+
+
+def _claims(claims: list[dict]) -> str:
+    rows = "".join(
+        f'<tr class="{_verdict(c)}"><td>{html.escape(c["key"])}</td><td>{html.escape(c["paper_says"])}</td>'
+        f'<td>{html.escape(c["we_find"])}</td><td><b>{_verdict(c)}</b></td></tr>' for c in claims)
+    return ("<table><tr><th>claim</th><th>the paper says</th><th>we find</th><th>verdict</th></tr>"
+            f"{rows}</table>")
+
+
+def _metrics(metrics: list[dict]) -> str:
+    rows = []
+    for m in metrics:
+        ci = fmt_ci(m.get("ci"))
+        paper = fmt(m.get("paper")) + (f" ({m['source']})" if m.get("source") and m.get("paper") is not None else "")
+        rows.append(f"<tr><td>{html.escape(m['key'])}</td><td class=num>{fmt(m['value'])} {html.escape(m.get('unit', ''))}"
+                    f"</td><td class=num>{ci}</td><td class='num ref'>{html.escape(paper)}</td><td>{m['verdict']}</td>"
+                    f"<td>{html.escape(m.get('note', ''))}</td></tr>")
+    return ("<table><tr><th>quantity</th><th>ours</th><th>95% CI</th><th>paper (reference)</th><th>verdict</th>"
+            f"<th>note</th></tr>{''.join(rows)}</table>")
+
+
+def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> str:
+    """The report's HTML for the results in ``profile_dir``."""
+    profile = profile_dir.name
+    names = sorted(p.name for p in profile_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and not p.name.endswith(".failed")) if profile_dir.exists() else []
+    tally = {AGREES: 0, DISAGREES: 0, UNRESOLVED: 0}
+    status_rows, sections = [], []
+    for name in names:
+        folder = profile_dir / name
+        prov, metrics = read_json(folder / "provenance.json"), read_json(folder / "metrics.json")
+        git = prov.get("git") or {}
+        commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
+        failed = (profile_dir / f"{name}.failed").exists()
+        status = "last run failed; older results shown" if failed else prov.get("status", "?")
+        status_rows.append(f"<tr><td><a href='{name}/{name}.ipynb'>{name}</a></td><td>{html.escape(status)}</td>"
+                           f"<td>{commit}</td><td>{prov.get('started_utc', '—')}</td>"
+                           f"<td class=num>{prov.get('wall_time_s', '—')} s</td></tr>")
+        if not metrics:
+            continue
+        for c in metrics.get("claims", []):
+            tally[_verdict(c)] += 1
+        title = registry[name].title if name in registry else name
+        figs = "".join(f"<figure><a href='{name}/{f}'><img src='{name}/{f}' alt='{html.escape(f)}' loading='eager'></a>"
+                       f"<figcaption>{html.escape(f)}</figcaption></figure>" for f in metrics.get("figures", []))
+        sections.append(
+            f"<section id='{name}'><h2>{html.escape(name)}</h2><p>{html.escape(title)} — "
+            f"<a href='{name}/{name}.ipynb'>executed notebook</a>, <a href='{name}/metrics.json'>metrics.json</a></p>"
+            + (f"<h3>The paper's claims, checked</h3>{_claims(metrics['claims'])}" if metrics.get("claims") else "")
+            + (f"<h3>Numbers</h3>{_metrics(metrics['metrics'])}" if metrics.get("metrics") else "")
+            + (f"<h3>Figures</h3><div class=figs>{figs}</div>" if figs else "") + "</section>")
+    counts = "".join(f"<span class='{k}'>{v} {k}</span>" for k, v in tally.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ldlib reproduction report: {profile}</title>
+<style>{_STYLE}</style><script>{_SCRIPT}</script></head>
+<body>
+<h1>Layered Diffusion, reproduced: profile <code>{profile}</code></h1>
+<p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
+(arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
+the column <i>paper (reference)</i>. A claim <b>agrees</b> or <b>disagrees</b> only when our 95% intervals
+separate; otherwise it is <b>unresolved</b> at our sample size.</p>
+<p class=tally>The paper's claims: {counts}</p>
+<table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>
+{''.join(status_rows)}</table>
+{''.join(sections)}
+</body></html>
+"""
+
+
+def write_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> Path:
+    path = profile_dir / "report.html"
+    atomic_write_text(path, build_report(profile_dir, registry))
+    return path
+
+
+# ------------------------------------------------------------------------------------ headless browser
+
+
+def find_chromium() -> str | None:
+    """A headless-capable Chromium (Debian: ``apt-get install chromium``), or None."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def chromium(args: list[str], timeout: float = 90) -> str:
+    """Run headless Chromium with ``args`` in a fresh profile and return what it printed (e.g. ``--dump-dom``)."""
+    import subprocess
+    import tempfile
+
+    browser = find_chromium()
+    if browser is None:
+        raise RuntimeError("no Chromium found: install it (Debian: apt-get install chromium) to render pages headless")
+    with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no state shared with the user's browser
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-500:]}")
+    return done.stdout
+
+
+def screenshot(page: Path, png: Path, width: int = 1280, height: int = 1800, timeout: float = 90) -> Path:
+    """A PNG of ``page`` as headless Chromium draws it."""
+    png = Path(png).resolve()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    chromium([f"--screenshot={png}", f"--window-size={width},{height}", Path(page).resolve().as_uri()], timeout)
+    if not png.exists():
+        raise RuntimeError(f"chromium wrote no screenshot to {png}")
+    return png

@@ -1,0 +1,71 @@
+"""Trained models shared between notebooks, cached by what determines them.
+
+A run's folder name carries a hash of its configs, its data specification and the source code of every
+module training depends on (``ldlib.training.train`` and ``ldlib.training.checkpoint`` with everything they
+import: the network, loss, noise, schedules, stacking, device, data, ...; :data:`TRAINING_CODE`). The same
+request from another notebook finds the finished run and reuses it; a change of config or of that code gives
+a new hash, hence a fresh run. Interrupted runs resume from their last checkpoint. The cache lives in
+``$LDLIB_CACHE`` or the clone's ``.cache/ldlib/`` (git-ignored; checkpoints are never committed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
+from ..data.datasets import from_spec
+from ..data.text import encode_unique, make_encoder
+from ..runtime.files import PACKAGE_DIR, code_fingerprint
+from ..training import TrainResult, stack_from, train
+from ..training.checkpoint import latest_checkpoint, load_state, read_history
+
+#: The modules a training run executes, from data to checkpoints; their sources and those of every ldlib module
+#: they import (``ldlib.runtime.files.module_closure``) make the run's code fingerprint.
+TRAINING_CODE = ("ldlib.training.train", "ldlib.training.checkpoint", "ldlib.data.datasets", "ldlib.data.text")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LDLIB_CACHE") or PACKAGE_DIR.parent / ".cache" / "ldlib")
+
+
+def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,
+                init_from: Path | None = None) -> Path:
+    """The run's folder, ``<name>-<hash>``. The hash alone identifies a run: a folder with the same hash under
+    another name (another notebook asked for the same model first) is the same run and is reused."""
+    key = {"model": to_dict(model), "diffusion": to_dict(diffusion), "train": to_dict(training), "data": data,
+           "code": code_fingerprint(TRAINING_CODE)}
+    if init_from is not None:  # a stacked model differs from a fresh one with the same configs
+        key["init_from"] = Path(init_from).name
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_root() / "runs"
+    existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
+    return existing[0] if existing else root / f"{name}-{digest}"
+
+
+def trained_model(
+    name: str,
+    model: UNetConfig,
+    diffusion: DiffusionConfig,
+    training: TrainConfig,
+    data: dict,
+    progress: bool = True,
+    init_from: TrainResult | None = None,
+) -> TrainResult:
+    """Train the run described by the arguments, or return it from the cache if it is already done.
+    ``data`` is a ``ldlib.data.data_spec``; ``init_from``: a finished smaller run of the same preset to stack
+    from (section 3.2)."""
+    source = init_from.run_dir if init_from is not None else None
+    run_dir = run_dir_for(name, model, diffusion, training, data, source)
+    done = latest_checkpoint(run_dir)
+    if done is not None and int(load_state(done)["step"]) >= training.steps:
+        return TrainResult.from_history(run_dir, training.steps, read_history(done), done, training.steps)
+    images = from_spec(data, model.resolutions[-1])
+    text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
+    init = None
+    if source is not None:
+        def init(net):
+            stack_from(net, source)
+    return train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)

@@ -1,0 +1,318 @@
+"""``ldlib reproduce``: run the notebooks headless with papermill and collect their results.
+
+For every selected notebook the runner injects the profile's parameters into the cell tagged
+``parameters`` and executes it in a staging folder. Then:
+
+* success: ``results/<profile>/<notebook>/`` is replaced by the new run (the replaced one is kept in
+  ``results/<profile>/.previous/<notebook>/`` and the replacement is announced);
+* failure: the partially executed notebook is kept in ``results/<profile>/<notebook>.failed/``, the
+  notebook's earlier successful results stay where they were, and the run exits non-zero.
+
+Each notebook folder holds the executed notebook, ``metrics.json``, its PNG figures and ``provenance.json``
+(git commit and dirty flag, parameters, library versions, device, seed, wall time). Finally
+``results/<profile>/summary.md`` lists every reproduced number next to the paper's.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from ..runtime.files import atomic_write_text, read_json
+from .parameters import NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
+from .recorder import claims_table, metrics_table
+from .report import write_report
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("ldlib", "torch", "numpy", "scipy", "matplotlib", "papermill", "transformers", "torchmetrics")
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    ok: bool
+    folder: Path
+    wall_s: float
+    error: str = ""
+
+
+# --------------------------------------------------------------------------------------------- planning
+
+
+def parse_overrides(items: Sequence[str], names: Sequence[str], registry: Mapping[str, NotebookSpec]) -> dict:
+    """``-p key=value`` (every selected notebook that has ``key``) or ``-p notebook.key=value`` (one
+    notebook) into ``{notebook: {key: value}}``. Values are Python literals; anything else is a string."""
+    out: dict[str, dict] = {n: {} for n in names}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"-p expects NAME=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        if "." in key:
+            nb, key = key.split(".", 1)
+            if nb not in out:
+                raise ParameterError(f"-p {item!r}: notebook {nb!r} is not selected; selected: {', '.join(names)}")
+            targets = [nb]
+        else:
+            targets = [n for n in names if key in registry[n].all_params()]
+            if not targets:
+                allowed = sorted({p for n in names for p in registry[n].all_params()})
+                raise ParameterError(f"unknown parameter {key!r}; the selected notebooks accept: {', '.join(allowed)}")
+        for nb in targets:
+            out[nb][key] = value
+    return out
+
+
+def plan(
+    profile: str,
+    only: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    seed: int = 0,
+    registry: Mapping[str, NotebookSpec] = NOTEBOOKS,
+) -> list[tuple[NotebookSpec, dict]]:
+    """Validate a whole run before any work: profile, notebook names, every parameter value."""
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    names = resolve_names(only, registry)
+    per_nb = parse_overrides(overrides, names, registry)
+    return [(registry[n], registry[n].parameters(profile, per_nb[n], seed=seed)) for n in names]
+
+
+# ------------------------------------------------------------------------------------------ provenance
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", ".", ":(exclude)results"))
+        return {"commit": commit, "dirty": dirty}
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"commit": None, "dirty": None}
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def device_info() -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["cpu"] = platform.processor()
+    info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+# ----------------------------------------------------------------------------------------- execution
+
+
+class RunLock:
+    """One ``reproduce`` per profile folder at a time."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pid = self.path.read_text().strip() or "?"
+            alive = pid.isdigit() and Path(f"/proc/{pid}").exists()
+            if alive:
+                raise RuntimeError(f"another `ldlib reproduce` (pid {pid}) is writing {self.path.parent}") from None
+            self.path.unlink()
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dest)
+
+
+def run_notebook(
+    spec: NotebookSpec,
+    params: dict,
+    notebooks_dir: Path,
+    profile_dir: Path,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> NotebookResult:
+    import papermill as pm
+
+    src = notebooks_dir / spec.filename
+    if not src.exists():
+        raise FileNotFoundError(f"notebook {src} not found; run `ldlib reproduce` from a clone of the project")
+    staging = profile_dir / ".running" / spec.name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    params = {**params, "output_dir": str(staging.resolve())}
+    # The kernel must be this interpreter (the one with ldlib installed), whatever PATH says.
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
+    git = git_state()  # the code the notebook runs with, before anything can change it
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        pm.execute_notebook(
+            str(src), str(staging / spec.filename), parameters=params, kernel_name="python3", language="python",
+            cwd=str(notebooks_dir), progress_bar=progress, log_output=False, report_mode=False,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        os.environ["PATH"] = env_path
+    wall = time.perf_counter() - t0
+    record = {
+        "notebook": spec.name,
+        "profile": params["profile"],
+        "status": "failed" if error else "ok",
+        "error": error or None,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "wall_time_s": round(wall, 2),
+        "seeds": {"seed": params["seed"]},
+        "parameters": {k: v for k, v in params.items() if k != "output_dir"},
+        "git": git,
+        "versions": library_versions(),
+        "device": device_info(),
+    }
+    atomic_write_text(staging / "provenance.json", json.dumps(record, indent=2))
+    final = profile_dir / spec.name
+    if error:
+        failed = profile_dir / f"{spec.name}.failed"
+        _replace_dir(staging, failed)
+        kept = " (earlier results kept in place)" if final.exists() else ""
+        log(f"[{spec.name}] FAILED after {wall:.1f}s; partial notebook in {failed}{kept}")
+        return NotebookResult(spec.name, False, failed, wall, error)
+    if final.exists():
+        old = read_json(final / "provenance.json")
+        prev = profile_dir / ".previous" / spec.name
+        _replace_dir(final, prev)
+        log(f"[{spec.name}] replacing results of {old.get('started_utc', '?')} "
+            f"(commit {str((old.get('git') or {}).get('commit'))[:10]}); the old copy is in {prev}")
+    _replace_dir(staging, final)
+    stale = profile_dir / f"{spec.name}.failed"
+    if stale.exists():
+        shutil.rmtree(stale)
+    log(f"[{spec.name}] ok in {wall:.1f}s -> {final}")
+    return NotebookResult(spec.name, True, final, wall)
+
+
+def reproduce(
+    profile: str,
+    only: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    results_dir: Path | str = PROJECT_ROOT / "results",
+    notebooks_dir: Path | str = PROJECT_ROOT / "notebooks",
+    seed: int = 0,
+    registry: Mapping[str, NotebookSpec] = NOTEBOOKS,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[NotebookResult]:
+    """Run the selected notebooks of ``profile``; see the module docstring for what is written where."""
+    jobs = plan(profile, only, overrides, seed, registry)  # raises before any work on bad input
+    notebooks_dir = Path(notebooks_dir)
+    missing = [s.filename for s, _ in jobs if not (notebooks_dir / s.filename).exists()]
+    if missing:
+        raise FileNotFoundError(f"notebooks {missing} not found in {notebooks_dir}")
+    profile_dir = Path(results_dir) / profile
+    results = []
+    with RunLock(profile_dir):
+        for i, (spec, params) in enumerate(jobs, 1):
+            log(f"[{i}/{len(jobs)}] {spec.name} (profile {profile})")
+            results.append(run_notebook(spec, params, notebooks_dir, profile_dir, progress, log))
+        shutil.rmtree(profile_dir / ".running", ignore_errors=True)
+        summary = write_summary(profile_dir, registry)
+        report = write_report(profile_dir, registry)
+    log(f"summary: {summary}")
+    log(f"report: {report}")
+    return results
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+
+def write_summary(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> Path:
+    """``summary.md``: for every notebook with results in ``profile_dir``, its numbers next to the paper's."""
+    profile = profile_dir.name
+    lines = [
+        f"# Reproduction summary: profile `{profile}`",
+        "",
+        "Every number below was computed by the notebook named above it; the paper's numbers appear only in "
+        "the column labelled *paper (reference)*. 'matches' means the paper's number lies in our 95% interval "
+        "or within the stated tolerance; 'no paper number' means the paper prints none for that quantity.",
+        "",
+        "| notebook | status | commit | started (UTC) | wall time |",
+        "|---|---|---|---|---|",
+    ]
+    sections = []
+    names = sorted({p.name.removesuffix(".failed") for p in profile_dir.iterdir()
+                    if p.is_dir() and not p.name.startswith(".")}) if profile_dir.exists() else []
+    for name in names:
+        ok_dir, failed_dir = profile_dir / name, profile_dir / f"{name}.failed"
+        prov = read_json(ok_dir / "provenance.json")
+        status = "ok" if prov else "failed"
+        if failed_dir.exists():
+            fprov = read_json(failed_dir / "provenance.json")
+            status = f"last run failed ({fprov.get('started_utc', '?')}); " + ("older results shown" if prov else "no results")
+        git = prov.get("git") or {}
+        commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
+        lines.append(f"| [{name}]({name}/{name}.ipynb) | {status} | {commit if prov else '—'} | "
+                     f"{prov.get('started_utc', '—')} | {prov.get('wall_time_s', '—')} s |")
+        metrics = read_json(ok_dir / "metrics.json")
+        if not metrics:
+            continue
+        title = registry[name].title if name in registry else name
+        sections += [f"## {name}", "", title, ""]
+        if metrics.get("claims"):
+            sections += ["### The paper's claims, checked", "", claims_table(metrics["claims"]), ""]
+        if metrics.get("metrics"):
+            sections += ["### Numbers", "", metrics_table(metrics["metrics"]), ""]
+        if metrics.get("figures"):
+            sections += ["Figures: " + ", ".join(f"[{f}]({name}/{f})" for f in metrics["figures"]), ""]
+    path = profile_dir / "summary.md"
+    atomic_write_text(path, "\n".join(lines + [""] + sections))
+    return path

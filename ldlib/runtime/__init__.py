@@ -1,0 +1,5 @@
+"""Where and how code runs, not what it computes: device, precision and memory layout (``device``),
+processes under torchrun (``distributed``), atomic file writes and source fingerprints (``files``).
+
+The bottom layer of ldlib with ``ldlib.data``: it imports nothing else from the package.
+"""

@@ -1,0 +1,88 @@
+"""The studies' machinery: sweep grids, interval verdicts, cropping checks, equal-time budgets, shared runs."""
+
+import math
+
+import pytest
+import torch
+
+from ldlib.evaluation import Evaluation, better, metrics
+from ldlib.reproduction import schedule_shifting as shifting
+from ldlib.reproduction import strategic_cropping as cropping
+from ldlib.reproduction.recorder import Recorder
+from ldlib.reproduction.study import Budget, compare, train_layered
+from ldlib.schedules import PAPER_SHIFTS, simple_diffusion_shift
+from ldlib.training import TrainResult
+
+
+def fake_eval(fid, half, alignment=0.5):
+    scores = metrics.Scores(fid, (fid - half, fid + half), 0.1, (0.05, 0.15), 2.0, (1.9, 2.1),
+                            metrics.Protocol("ref", 1, 1))
+    return Evaluation(scores, alignment, (alignment - 0.05, alignment + 0.05), torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_shift_grid_holds_the_paper_and_simple_diffusion():
+    for ratio in (2, 4):
+        grid = shifting.shift_grid(ratio, extra=[PAPER_SHIFTS[ratio], -5.0])
+        assert grid == sorted(grid, reverse=True) and len(grid) == len(set(grid)) == 4  # duplicates dropped
+        assert 0.0 in grid and PAPER_SHIFTS[ratio] in grid and simple_diffusion_shift(ratio, 1) in grid
+    assert [shifting.shift_label(s) for s in shifting.shift_grid(4)] == ["none", "log(1/16)", "log(1/32)"]
+
+
+def test_interval_verdicts():
+    good, bad, close = fake_eval(10, 1), fake_eval(20, 1), fake_eval(11, 2)
+    assert better(good, bad, "fid") is True and better(bad, good, "fid") is False
+    assert better(good, close, "fid") is None  # overlapping intervals decide nothing
+    assert better(fake_eval(1, 1, 0.9), fake_eval(1, 1, 0.2), "alignment") is True  # higher is better
+    rec = Recorder(None, "t")
+    compare(rec, "k", "paper", ("a", good), ("b", bad), "fid", paper_expects_a_better=False)
+    assert rec.claims[-1].agrees is False
+    results = [(0.0, None, fake_eval(15, 1)), (-1.0, None, fake_eval(10, 1)), (-2.0, None, fake_eval(11, 1.5))]
+    assert shifting.best_shift(results) == (-1.0, [-1.0, -2.0])
+
+
+def test_sweep_claims_use_the_paper_value(monkeypatch):
+    rec = Recorder(None, "t")
+    paper2, paper4 = PAPER_SHIFTS[2], PAPER_SHIFTS[4]
+    sweep2 = [(0.0, None, fake_eval(30, 1)), (paper2, None, fake_eval(10, 1))]
+    sweep3 = [(0.0, None, fake_eval(10, 1)), (paper4, None, fake_eval(10.5, 1))]
+    shifting.record_sweeps(rec, sweep2, sweep3)
+    assert [c.agrees for c in rec.claims] == [True, None]  # best at log(1/8); log(1/32) tied with none
+
+
+def test_equal_time_budget_rounds_to_steps():
+    b = cropping.equal_time_budget(Budget(12800, 32, 1e-3), 1.62)
+    assert b.images % 32 == 0 and b.images // 32 % 25 == 0 and abs(b.images / 12800 - 1.62) < 0.05
+    assert cropping.equal_time_budget(Budget(24, 8, 1e-3), 0.1).images == 8  # at least one step
+
+
+def test_time_to_loss():
+    run = TrainResult(None, 4, losses=[1.0, 0.8, 0.5, 0.4])
+    assert cropping.time_to_loss(run, images_per_s=8.0, batch_size=4, target=0.5, smooth=1) == pytest.approx(1.5)
+    assert math.isinf(cropping.time_to_loss(run, 8.0, 4, target=0.1, smooth=1))
+
+
+def test_crop_consistency_isolates_geometry_from_groupnorm():
+    exact = cropping.crop_consistency("smoke", 3, 32, without_norms=True)
+    assert [r["max abs diff, central half"] for r in exact] == pytest.approx([0, 0, 0], abs=1e-5)
+    assert exact[-1]["max abs diff"] > 1e-4  # the border differs, so the check can see a wrong crop
+    normed = cropping.crop_consistency("smoke", 3, 32)
+    assert normed[-1]["max abs diff, central half"] > 1e-4  # GroupNorm sees the crop's statistics
+
+
+def test_training_speed_runs_cropped_and_full():
+    assert cropping.training_speed("smoke", 3, 2, None, steps=1, warmup=0) > 0
+    assert cropping.training_speed("smoke", 3, 2, 16, steps=1, warmup=0) > 0
+    assert cropping.default_crop_size("paper") == 128  # 256 -> 128 as in section 3.1
+
+
+def test_runs_are_shared_and_stacked_runs_are_not(tmp_path, monkeypatch):
+    from ldlib.reproduction.table1 import train_rows
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
+    data = {"kind": "shapes", "n": 16, "seed": 0}
+    budget = Budget(16, 8, 1e-3, text_encoder="hash")
+    table = train_rows("smoke", data, 16, 8, 1e-3, text_encoder="hash", progress=False)
+    same = train_layered("smoke", 3, data, budget, progress=False)
+    assert same.run_dir == table[-1].run.run_dir  # Table 1's layered model serves the noise ablation
+    stacked = train_layered("smoke", 2, data, budget, init_from=table[0].run, label="stacked", progress=False)
+    assert stacked.run_dir != table[2].run.run_dir and stacked.step == 2
