@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .reproduction.parameters import NOTEBOOKS, PROFILES, ParameterError
+from .sampler import METHODS
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=int, default=4, help="images per prompt")
     sa.add_argument("--steps", type=int, default=50)
     sa.add_argument("--guidance", type=float, default=3.0)
-    sa.add_argument("--method", choices=["ddim", "ddpm"], default="ddim")
+    sa.add_argument("--method", choices=METHODS, default="ddim", help="sampler (dpmpp_2m: DPM-Solver++(2M))")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--device")
     sa.add_argument("--out", default="samples/grid.png", help="file stem; one PNG per resolution")

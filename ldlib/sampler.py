@@ -1,4 +1,5 @@
-"""Sampling a layered model: DDIM (deterministic) and ancestral DDPM, with classifier-free guidance.
+"""Sampling a layered model: DDIM and DPM-Solver++(2M) (deterministic) and ancestral DDPM, with
+classifier-free guidance.
 
 The sampler keeps one state, at the top resolution, written as a clean-image estimate x_hat and a noise
 estimate eps_hat with z_top(t) = alpha_top(t) x_hat + sigma_top(t) eps_hat. Every resolution's input is then
@@ -11,7 +12,19 @@ conditional and unconditional predictions with the guidance scale, takes the top
 new x_hat ("only the output convolution of the highest resolution is necessary", section 2.1), sets
 eps_hat = (z_top(t) - alpha_top(t) x_hat) / sigma_top(t), and moves the top state to the next time s:
 DDIM keeps eps_hat; DDPM draws z_top(s) from the Gaussian posterior q(z_s | z_t, x_hat) and re-derives eps_hat
-from it. With K = 1 both reduce to the usual samplers. The returned images are every head's last prediction.
+from it. With K = 1 they reduce to the usual samplers. The returned images are every head's last prediction.
+
+DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2: multistep, second order, data prediction, which
+suits these x-predicting networks) moves the top state with
+
+    z_top(s) = (sigma_s / sigma_t) z_top(t) - alpha_s (exp(-h) - 1) D,    h = lambda_s - lambda_t,
+    D = (1 + 1 / (2 r)) x0_t - 1 / (2 r) x0_prev,                          r = h_prev / h,
+
+with lambda = log(alpha / sigma) of the top resolution's schedule, x0_t this step's prediction and x0_prev the
+previous step's (D = x0_t at the first step and, as diffusers' ``lower_order_final``, at the last). This is the
+DDIM update with x0_t replaced by the extrapolated D: ``z_top(s) = alpha_s D + sigma_s eps_hat`` for
+``eps_hat = (z_top(t) - alpha_t D) / sigma_t``. So the state becomes (x_hat = D, eps_hat), and the lower
+resolutions' inputs are built from it by eq. (3) as for DDIM.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from .runtime.device import autocast, resolve_precision
 @dataclass
 class Samples:
     images: list[torch.Tensor]  # every resolution's final prediction, base first, in [-1, 1]
-    trajectory: list[torch.Tensor] = field(default_factory=list)  # x_hat (top) after each step, if asked
+    trajectory: list[torch.Tensor] = field(default_factory=list)  # the top prediction of each step, if asked
 
     @property
     def top(self) -> torch.Tensor:
@@ -49,6 +62,18 @@ def _guided(model, z, t, text: TextBatch, guidance: float):
     return [u + guidance * (c - u) for c, u in (o.float().chunk(2) for o in out)]
 
 
+#: The samplers: deterministic DDIM, ancestral DDPM, deterministic DPM-Solver++(2M).
+METHODS = ("ddim", "ddpm", "dpmpp_2m")
+
+
+def _extrapolated(x0: torch.Tensor, x0_prev: torch.Tensor | None, h: float, h_prev: float | None) -> torch.Tensor:
+    """DPM-Solver++(2M)'s data estimate D: second-order multistep extrapolation of the predictions in lambda."""
+    if x0_prev is None:
+        return x0
+    r = h_prev / h
+    return (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -61,9 +86,10 @@ def sample(
     precision: str = "auto",
     trajectory: bool = False,
 ) -> Samples:
-    """Sample one image per caption in ``text`` (already encoded); see the module docstring."""
-    if method not in ("ddim", "ddpm"):
-        raise ValueError(f"method must be 'ddim' or 'ddpm', got {method!r}")
+    """Sample one image per caption in ``text`` (already encoded) with ``method`` (one of :data:`METHODS`) in
+    ``steps`` network calls, uniform in t; see the module docstring."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if steps < 1:
         raise ValueError("steps must be >= 1")
     device = next(model.parameters()).device
@@ -84,12 +110,19 @@ def sample(
     x_hat = torch.zeros(b, 3, top, top, device=device)
     eps_hat = torch.randn(b, 3, top, top, generator=gen).to(device)
     times = torch.linspace(1.0, 0.0, steps + 1)
-    out, traj = None, []
-    for t_now, t_next in zip(times[:-1], times[1:]):
+    half_logsnr = [float(v) / 2 for v in sched.logsnr(times.double())[-1]]  # lambda of the top resolution
+    out, traj, x0_prev, h_prev = None, [], None, None
+    for i, (t_now, t_next) in enumerate(zip(times[:-1], times[1:])):
         z = level_inputs(x_hat, eps_hat, t_now.to(device))
         with autocast(device, precision):
             out = _guided(model, z, t_now.expand(b).to(device), text, guidance)
-        x_hat = out[-1].float().clamp(-1, 1)
+        x0 = out[-1].float().clamp(-1, 1)
+        x_hat = x0
+        if method == "dpmpp_2m":
+            h = half_logsnr[i + 1] - half_logsnr[i]
+            last = i == steps - 1
+            x_hat = _extrapolated(x0, None if last else x0_prev, h, h_prev)
+            x0_prev, h_prev = x0, h
         (a_t, s_t), (a_s, s_s) = sched.alpha_sigma(t_now)[-1], sched.alpha_sigma(t_next)[-1]
         eps_hat = (z[-1] - a_t * x_hat) / s_t
         if method == "ddpm" and t_next > 0:
@@ -100,6 +133,6 @@ def sample(
             z_next = mean + std * torch.randn(x_hat.shape, generator=gen).to(device)
             eps_hat = (z_next - a_s * x_hat) / s_s
         if trajectory:
-            traj.append(x_hat.cpu())
+            traj.append(x0.cpu())
     images = [o.float().clamp(-1, 1).cpu() for o in out]
     return Samples(images, traj)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import ldlib
-from ldlib.runtime.files import PACKAGE_DIR, code_fingerprint, imported_modules, module_closure
+from ldlib.runtime.cache import PACKAGE_DIR, code_fingerprint, imported_modules, module_closure
 
 #: bottom to top; the two bottom layers (data, runtime) do not import each other
 LAYERS = {"ldlib.runtime": 0, "ldlib.data": 0, "paper": 1, "ldlib.training": 2, "ldlib.evaluation": 3,
@@ -76,7 +76,7 @@ def test_evaluation_fingerprint_covers_sampler_metrics_and_training():
 
 
 def test_a_fingerprint_changes_with_the_source_of_any_covered_module(tmp_path, monkeypatch):
-    import ldlib.runtime.files as files
+    import ldlib.runtime.cache as files
 
     copy = tmp_path / "ldlib"
     shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ldlib.data import data_spec
-from ldlib.evaluation import Evaluator, reference_sets
+from ldlib.evaluation import Evaluator, metrics, reference_sets
 from ldlib.reproduction import table1
 from ldlib.reproduction.recorder import Recorder
 from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
@@ -42,6 +42,16 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     again = evaluator(table[0].run)
     assert again.scores.fid == table[0].evaluation.scores.fid and torch.equal(again.samples, table[0].evaluation.samples)
     assert len(list(table[0].run.run_dir.glob("eval-*/scores.json"))) == 1
+    # the generated set's features are stored with it: scoring it again needs neither sampling nor Inception
+    assert again.features.pool3.shape == (8, 2048) and again.features.logits.shape == (8, 1000)
+    rescored = metrics.scores(evaluator.features(16), again.features, again.scores.protocol, n_boot=4, seed=0)
+    assert rescored.fid == pytest.approx(again.scores.fid) and rescored.kid == pytest.approx(again.scores.kid)
+    # the reference's features are stored in the cache: a new evaluator (another notebook) reads them back
+    assert len(list((tmp_path / "features").glob("pool3-*.safetensors"))) == 3  # 16, 32 and 64 px
+    monkeypatch.setattr(metrics, "extract", lambda *a, **k: pytest.fail("Inception ran again"))
+    other = Evaluator(spec, n_samples=8, steps=2, guidance=2.0, text_encoder="hash", n_reference=8, judge_steps=4,
+                      n_boot=4, progress=False)
+    assert (other.features(64) == evaluator.features(64)).all()
     rec = Recorder(None, "t")
     table1.record_table1(rec, table, "smoke", judge)
     assert len(rec.claims) == 4 and all(c.agrees in (True, False, None) for c in rec.claims)

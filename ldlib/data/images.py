@@ -86,7 +86,15 @@ def example_images(names: Sequence[str], resolution: int) -> torch.Tensor:
 
 
 def to_display(x: torch.Tensor) -> np.ndarray:
-    """A (3, H, W) tensor in [-1, 1] to an (H, W, 3) array in [0, 1] for imshow."""
+    """A (3, H, W) image to an (H, W, 3) array in [0, 1] for imshow: uint8 in [0, 255] (stored image sets,
+    generated samples) or floats in [-1, 1] (model space; noisy inputs beyond it are clipped). Any other dtype
+    is refused, since guessing its range draws a wrong picture."""
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"to_display draws one (3, H, W) image, got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        return (x.detach().float() / 255).permute(1, 2, 0).cpu().numpy()
+    if not x.is_floating_point():
+        raise TypeError(f"to_display takes uint8 images in [0, 255] or floats in [-1, 1], not {x.dtype}")
     return ((x.detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()
 
 

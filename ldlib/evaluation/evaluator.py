@@ -15,9 +15,12 @@ of evaluation code evaluates again. :func:`better` compares two evaluations by t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,8 +33,9 @@ from ..data.images import CaptionedImages, to_float, to_uint8
 from ..data.text import encode_unique, make_encoder
 from ..pyramid import downsample
 from ..runtime import distributed
-from ..runtime.files import atomic_write_text, code_fingerprint, json_default
-from ..sampler import sample
+from ..runtime.cache import cache_root, code_fingerprint
+from ..runtime.files import atomic_write_text, json_default
+from ..sampler import METHODS, sample
 from ..training.checkpoint import load_model
 from . import metrics
 from .alignment import AttributeClassifier, attribute_accuracy, train_classifier
@@ -39,6 +43,8 @@ from .retrieval import ImageTextMatcher, retrieval_accuracy, train_matcher
 
 #: The modules whose source decides an evaluation's numbers (with everything they import).
 EVALUATION_CODE = (__name__,)
+#: ... and a reference set's stored features.
+FEATURES_CODE = ("ldlib.evaluation.metrics",)
 
 
 @dataclass
@@ -47,13 +53,32 @@ class Evaluation:
     alignment: float | None
     alignment_ci: tuple[float, float] | None
     samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution
+    features: metrics.Features | None = None  # the samples' pool3 features and classifier logits
 
     @classmethod
-    def from_dict(cls, d: dict, samples: torch.Tensor) -> "Evaluation":
+    def from_dict(cls, d: dict, samples: torch.Tensor, features: metrics.Features | None = None) -> "Evaluation":
         ci = lambda v: tuple(v) if v is not None else None  # noqa: E731
         scores = metrics.Scores(d["fid"], ci(d["fid_ci"]), d["kid"], ci(d["kid_ci"]), d["is_efficientnet"],
                                 ci(d["is_ci"]), metrics.Protocol(**d["protocol"]))
-        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples)
+        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples, features)
+
+    def save(self, folder: Path) -> None:
+        """Samples, their features and the scores in ``folder`` (scores last: their presence marks it complete)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"samples": self.samples.contiguous()}, str(folder / "samples.safetensors"))
+        if self.features is not None:
+            save_file(self.features.as_tensors(), str(folder / "features.safetensors"))
+        atomic_write_text(folder / "scores.json", json.dumps(self.as_dict(), default=json_default))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Evaluation | None":
+        """What :meth:`save` wrote, or None when ``folder`` holds no complete evaluation."""
+        if not ((folder / "scores.json").exists() and (folder / "samples.safetensors").exists()):
+            return None
+        feats = folder / "features.safetensors"
+        features = metrics.Features.from_tensors(load_file(str(feats))) if feats.exists() else None
+        return cls.from_dict(json.loads((folder / "scores.json").read_text()),
+                             load_file(str(folder / "samples.safetensors"))["samples"], features)
 
     def as_dict(self) -> dict:
         s = self.scores
@@ -90,7 +115,7 @@ def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
 
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
-             batch_size: int = 32, progress: bool = True) -> torch.Tensor:
+             batch_size: int = 32, progress: bool = True, method: str = "ddim") -> torch.Tensor:
     """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
     batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result."""
     ctx = distributed.current()
@@ -98,7 +123,8 @@ def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], ste
     mine = {}
     for j in tqdm(range(ctx.rank, len(starts), ctx.world), disable=not (progress and ctx.is_main), desc="sampling"):
         text = encoder.encode(prompts[starts[j] : starts[j] + batch_size])
-        mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, seed=seed + j).top)
+        mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, method=method,
+                                  seed=seed + j).top)
     everything = distributed.gather_indexed(mine, ctx)
     return torch.cat([everything[j] for j in range(len(starts))])
 
@@ -122,21 +148,26 @@ def evaluate_model(
     reference_features: np.ndarray | None = None,
     n_boot: int = 50,
     progress: bool = True,
+    method: str = "ddim",
 ) -> Evaluation:
-    """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) and score them.
-    Alignment uses ``classifier`` on shapes (attributes known), else ``matcher`` (retrieval accuracy)."""
+    """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) with ``method`` and
+    ``steps``, and score them. Alignment uses ``classifier`` on shapes (attributes known), else ``matcher``
+    (retrieval accuracy)."""
     idx = [i % len(reference) for i in range(n_samples)]
     prompts = [reference.captions[i] for i in idx]
-    fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress)
+    fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress, method=method)
     real = reference.images
     if real.shape[-1] != fake.shape[-1]:
         real = to_uint8(downsample(to_float(real), fake.shape[-1]))
     protocol = metrics.Protocol(
         reference=f"{len(real)} reference images at {real.shape[-1]}px", n_reference=len(real), n_generated=n_samples,
         prompts="the reference captions, in order, cycled", seeds=f"batch j uses seed {seed} + j",
-        guidance=guidance, sampler_steps=steps,
+        guidance=guidance, sampler_steps=steps, sampler=method,
     )
-    scores = metrics.evaluate(real, fake, protocol, n_boot=n_boot, seed=seed, real_features=reference_features)
+    if reference_features is None:
+        reference_features = metrics.extract(metrics.inception(), real, progress=progress)
+    features = metrics.image_features(fake, progress=progress)
+    scores = metrics.scores(reference_features, features, protocol, n_boot=n_boot, seed=seed)
     alignment = ci = None
     if classifier is not None and reference.attributes and "objects" in reference.attributes[0]:
         result = attribute_accuracy(classifier, fake, [reference.attributes[i] for i in idx])
@@ -145,7 +176,7 @@ def evaluate_model(
         text, index = encode_unique(encoder, reference.captions)
         alignment = retrieval_accuracy(matcher, fake, text, index[torch.tensor(idx)], seed=seed)
         ci = _binomial_ci(alignment, n_samples)
-    return Evaluation(scores, alignment, ci, fake)
+    return Evaluation(scores, alignment, ci, fake, features)
 
 
 def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dict[str, list[float]], seed: int = 0,
@@ -211,6 +242,21 @@ def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int =
                  ceiling=ceiling, chance=1 / 32)
 
 
+def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
+    """Pool3 features of a real image set, computed once and stored in the cache (``features/``) under a hash of
+    the images themselves, the feature network and the metrics code: every notebook, and every re-run, that
+    compares with the same reference reads them back instead of running Inception again."""
+    h = hashlib.sha256(images.contiguous().numpy().tobytes())
+    h.update(json.dumps([list(images.shape), metrics.FEATURE_NETWORKS, code_fingerprint(FEATURES_CODE)]).encode())
+    path = cache_root() / "features" / f"pool3-{h.hexdigest()[:16]}.safetensors"
+    if path.exists():
+        return load_file(str(path))["pool3"].numpy()
+    features = metrics.extract(metrics.inception(), images, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    save_file({"pool3": torch.from_numpy(features)}, str(tmp))
+    os.replace(tmp, path)  # a reader never sees half a file
+    return features
 
 
 # ---------------------------------------------------------------------------------------- evaluator
@@ -218,7 +264,8 @@ def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int =
 
 class Evaluator:
     """One evaluation protocol for every model a notebook compares: the reference set per resolution (its
-    Inception features computed once), the alignment judge (trained once), and the sampler settings.
+    Inception features computed once and stored, :func:`stored_features`), the alignment judge (trained once),
+    and the sampler settings (``method``, ``steps``, ``guidance``).
 
     ``evaluator(run)`` samples and scores a trained run (``ldlib.training.TrainResult``). Results are stored in
     the run's folder under a hash of the protocol and of the evaluation code (:data:`EVALUATION_CODE` and every
@@ -228,8 +275,11 @@ class Evaluator:
 
     def __init__(self, spec: dict, n_samples: int, steps: int, guidance: float, seed: int = 0,
                  text_encoder: str = "minilm", n_reference: int = 1000, judge_steps: int = 600, n_boot: int = 50,
-                 progress: bool = True):
+                 progress: bool = True, method: str = "ddim"):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
+        self.method = method
         self.text_encoder, self.n_reference, self.judge_steps, self.n_boot = text_encoder, n_reference, judge_steps, n_boot
         self.progress = progress
         self.encoder = make_encoder(text_encoder)
@@ -237,15 +287,25 @@ class Evaluator:
         self._features: dict[int, np.ndarray] = {}
         self._judge: Judge | None = None
 
+    def with_sampler(self, method: str, steps: int) -> "Evaluator":
+        """The same protocol sampled with ``method`` in ``steps`` steps, sharing this one's reference sets, their
+        features and its alignment judge (trained here first if it was not yet)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        _ = self.judge
+        other = copy.copy(self)
+        other.method, other.steps = method, steps
+        return other
+
     def reference(self, resolution: int) -> CaptionedImages:
         if resolution not in self._references:
             self._references.update(reference_sets(self.spec, [resolution], self.n_reference))
         return self._references[resolution]
 
     def features(self, resolution: int) -> np.ndarray:
+        """The reference's pool3 features at ``resolution`` (read from the cache when stored)."""
         if resolution not in self._features:
-            self._features[resolution] = metrics.extract(metrics.inception(), self.reference(resolution).images,
-                                                         progress=self.progress)
+            self._features[resolution] = stored_features(self.reference(resolution).images, progress=self.progress)
         return self._features[resolution]
 
     @property
@@ -265,22 +325,22 @@ class Evaluator:
         evaluation code's fingerprint, hashed."""
         payload = {"checkpoint": str(run.checkpoint.name), "spec": self.spec, "n": self.n_samples, "steps": self.steps,
                    "guidance": self.guidance, "seed": self.seed, "text": self.text_encoder, "n_ref": self.n_reference,
-                   "judge_steps": self.judge_steps, "n_boot": self.n_boot, "code": code_fingerprint(EVALUATION_CODE)}
+                   "judge_steps": self.judge_steps, "n_boot": self.n_boot, "method": self.method,
+                   "code": code_fingerprint(EVALUATION_CODE)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def __call__(self, run) -> Evaluation:
+        """The evaluation of ``run``'s checkpoint: read back when stored, else sampled, scored and stored."""
         stored = run.run_dir / f"eval-{self.key(run)}"
-        if (stored / "scores.json").exists() and (stored / "samples.safetensors").exists():
-            return Evaluation.from_dict(json.loads((stored / "scores.json").read_text()),
-                                        load_file(str(stored / "samples.safetensors"))["samples"])
+        done = Evaluation.load(stored)
+        if done is not None:
+            return done
         model, configs = load_model(run.checkpoint)
         res = configs["model"].resolutions[-1]
         judge = self.judge
         ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
                             steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
                             matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
-                            progress=self.progress)
-        stored.mkdir(parents=True, exist_ok=True)
-        save_file({"samples": ev.samples.contiguous()}, str(stored / "samples.safetensors"))
-        atomic_write_text(stored / "scores.json", json.dumps(ev.as_dict(), default=json_default))
+                            progress=self.progress, method=self.method)
+        ev.save(stored)
         return ev

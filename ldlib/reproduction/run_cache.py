@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
 from ..data.datasets import from_spec
 from ..data.text import encode_unique, make_encoder
-from ..runtime.files import PACKAGE_DIR, code_fingerprint
+from ..runtime.cache import cache_root, code_fingerprint
 from ..training import TrainResult, stack_from, train
 from ..training.checkpoint import latest_checkpoint, load_state, read_history
 
 #: The modules a training run executes, from data to checkpoints; their sources and those of every ldlib module
-#: they import (``ldlib.runtime.files.module_closure``) make the run's code fingerprint.
+#: they import (``ldlib.runtime.cache.module_closure``) make the run's code fingerprint.
 TRAINING_CODE = ("ldlib.training.train", "ldlib.training.checkpoint", "ldlib.data.datasets", "ldlib.data.text")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LDLIB_CACHE") or PACKAGE_DIR.parent / ".cache" / "ldlib")
 
 
 def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,

@@ -45,10 +45,13 @@ def rows(preset: str) -> list[Row]:
 
 
 def train_rows(preset: str, data: dict, budget_images: int, batch_size: int, lr: float, seed: int = 0,
-               text_encoder: str = "minilm", progress: bool = True) -> list[Row]:
-    """Train (or fetch from the run cache) every row with the same number of images seen."""
+               text_encoder: str = "minilm", progress: bool = True, only: tuple[str, ...] = ()) -> list[Row]:
+    """Train (or fetch from the run cache) every row, or the rows named in ``only``, with the same number of
+    images seen."""
     training = Budget(budget_images, batch_size, lr, seed, text_encoder).config()
-    table = rows(preset)
+    table = [r for r in rows(preset) if not only or r.name in only]
+    if only and len(table) != len(only):
+        raise ValueError(f"rows of {preset}: {', '.join(r.name for r in rows(preset))}; asked for {list(only)}")
     for row in table:
         diffusion = DiffusionConfig.paper(row.model.resolutions)
         row.run = trained_model(f"{preset}-{row.name}", row.model, diffusion, training, data, progress=progress)

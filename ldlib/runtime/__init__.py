@@ -1,5 +1,6 @@
 """Where and how code runs, not what it computes: device, precision and memory layout (``device``),
-processes under torchrun (``distributed``), atomic file writes and source fingerprints (``files``).
+processes under torchrun (``distributed``), atomic file writes (``files``), the cache folder and the source
+fingerprints that key it (``cache``).
 
 The bottom layer of ldlib with ``ldlib.data``: it imports nothing else from the package.
 """

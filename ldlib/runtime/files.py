@@ -1,20 +1,14 @@
-"""Files that readers can trust: atomic writes (a reader never sees half a file) and fingerprints of the
-source code a cached result was computed with (a change of that code gives a new fingerprint).
+"""Files that readers can trust: atomic writes (a reader never sees half a file) and forgiving reads of
+results that may not be written yet.
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-PACKAGE = PACKAGE_DIR.name
+from typing import Any
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -49,65 +43,3 @@ def json_default(obj: Any):
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"cannot store {type(obj).__name__} as JSON")
-
-
-def module_file(name: str) -> Path | None:
-    """The source file of ``ldlib.a.b`` (a module or a package's ``__init__``), or None if there is none."""
-    parts = name.split(".")
-    if parts[0] != PACKAGE:
-        return None
-    base = PACKAGE_DIR.joinpath(*parts[1:])
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_modules(name: str) -> set[str]:
-    """The ldlib modules that module ``name`` imports anywhere in its source (function-level imports too)."""
-    path = module_file(name)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            # ``from . import distributed`` names a submodule; ``from .config import X`` a module's attribute
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        found.update(t for t in targets if module_file(t) is not None)
-    return found
-
-
-@lru_cache(maxsize=None)
-def module_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
-    """Every ldlib module that the ``roots`` import, directly or through others (the roots included), sorted."""
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        if module_file(name) is None:
-            raise ValueError(f"{name} is not a module of {PACKAGE}")
-        seen.add(name)
-        parent = name.rpartition(".")[0]
-        if parent and parent != PACKAGE:  # importing a submodule runs its package's __init__ too
-            todo.append(parent)
-        todo.extend(imported_modules(name) - seen)
-    return tuple(sorted(seen))
-
-
-def code_fingerprint(roots: Iterable[str]) -> str:
-    """SHA-256 of the source of every module in :func:`module_closure` of ``roots``: what a cached result
-    computed by that code depends on."""
-    h = hashlib.sha256()
-    for name in module_closure(tuple(roots)):
-        h.update(name.encode() + b"\0" + module_file(name).read_bytes())
-    return h.hexdigest()

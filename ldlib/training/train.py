@@ -167,7 +167,7 @@ def _build(model_cfg: UNetConfig, train_cfg: TrainConfig, dev: torch.device, pre
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     net = ddp = distributed.wrap(model, ctx, dev)
     if execution.compile:
-        net = torch.compile(net)
+        net = torch.compile(net, dynamic=False)  # static shapes: one graph per model, no symbolic-shape recompiles
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas,
                             weight_decay=train_cfg.weight_decay)
     return _Parts(model, ema, net, ddp, opt, torch.Generator().manual_seed(train_cfg.seed + 1))

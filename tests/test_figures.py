@@ -1,0 +1,69 @@
+"""Figures draw what they are given: a known image, as uint8 or as floats in [-1, 1], comes out with the same
+pixels in every helper that shows images (the committed grids of an earlier commit showed uint8 samples as
+blank squares)."""
+
+import matplotlib
+
+matplotlib.use("agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ldlib.data import to_display, to_float, to_uint8  # noqa: E402
+from ldlib.reproduction import plots  # noqa: E402
+from ldlib.schedules import LayeredSchedule  # noqa: E402
+
+
+def known(n: int = 2, side: int = 16) -> torch.Tensor:
+    """uint8 images: a red left half, a blue right half, and a mid-grey pixel at the top-left corner."""
+    x = torch.zeros(n, 3, side, side, dtype=torch.uint8)
+    x[:, 0, :, : side // 2] = 255
+    x[:, 2, :, side // 2 :] = 255
+    x[:, :, 0, 0] = 128
+    return x
+
+
+def shown(ax) -> np.ndarray:
+    return np.asarray(ax.images[0].get_array())
+
+
+def check(pixels: np.ndarray, side: int = 16) -> None:
+    assert pixels.shape == (side, side, 3)
+    assert np.allclose(pixels[side // 2, 1], [1, 0, 0], atol=1e-6)  # red
+    assert np.allclose(pixels[side // 2, -1], [0, 0, 1], atol=1e-6)  # blue
+    assert np.allclose(pixels[0, 0], [128 / 255] * 3, atol=0.01)  # grey, not snapped to 0.5 or 1
+
+
+@pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float"])
+def test_to_display_reads_either_range(as_float):
+    x = known()[0]
+    check(to_display(to_float(x) if as_float else x))
+
+
+def test_to_display_refuses_what_it_cannot_read():
+    with pytest.raises(TypeError, match="uint8"):
+        to_display(torch.zeros(3, 4, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="one \\(3, H, W\\) image"):
+        to_display(torch.zeros(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float"])
+def test_model_grid_shows_the_samples_pixels(as_float):
+    images = known()
+    fig = plots.model_grid({"a": to_float(images) if as_float else images, "b": images}, ["p", "q"], n=2)
+    for ax in fig.axes:
+        check(shown(ax))
+
+
+def test_crop_pyramid_shows_the_images_pixels():
+    fig = plots.crop_pyramid(known(1, 32), [16, 32], crop_size=8, generator=torch.Generator().manual_seed(0))
+    check(shown(fig.axes[1]), side=32)  # the top level is the image itself
+
+
+def test_noised_grid_shows_the_inputs_pixels():
+    x = to_float(known(1))
+    sch = LayeredSchedule.unshifted([8, 16])
+    fig = plots.noised_grid({0.0: [x[:, :, ::2, ::2], x]}, [8, 16], sch)
+    check(shown(fig.axes[1]))
+    assert to_uint8(x).equal(known(1))
