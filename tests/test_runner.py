@@ -135,3 +135,45 @@ def test_failure_keeps_partial_copy_and_earlier_results(tmp_path):
     metric = json.loads((res / "smoke/toy/metrics.json").read_text())["metrics"][0]
     assert metric["value"] == 2.0 and metric["verdict"] == "differs"
     assert "| value | 2 |" in (res / "smoke/summary.md").read_text()
+
+
+def test_progress_lines_and_etas(tmp_path, monkeypatch):
+    from ldlib.reproduction.runner import Watcher
+    from ldlib.runtime import progress
+
+    path = tmp_path / "p.jsonl"
+    progress.report("training", "run-a", 1, 4)  # no LDLIB_PROGRESS: nothing is written anywhere
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(path))
+    progress.report("training", "run-b", 1, 4, images_per_s=12.5)
+    progress.report("training", "run-b", 2, 4)  # within the interval: throttled
+    progress.report("training", "run-b", 4, 4)  # the last is always written
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and progress.latest(path)["done"] == 4
+    assert progress.describe(json.loads(lines[0])) == "training run-b: step 1/4 (25%), 12.5 images/s"
+    assert [progress.duration(s) for s in (42, 480, 4800)] == ["42 s", "8 min", "1 h 20 min"]
+    line = Watcher("nb", path, expected_s=600.0, after_s=1200.0, log=print).line()
+    assert line.startswith("[nb] 0 s in: training run-b: step 4/4 (100%)") and "suite ETA 30 min" in line
+    assert "suite ETA unknown" in Watcher("nb", tmp_path / "none", None, 0.0, log=print).line()
+
+
+def test_the_runner_says_what_a_busy_notebook_is_doing(tmp_path, monkeypatch, capfd):
+    """A cell that takes a while: the console shows its progress reports, and the kernel starts without the
+    unencrypted-TCP warning."""
+    from ldlib.reproduction import runner
+
+    monkeypatch.setattr(runner, "WATCH_EVERY_S", 0.5)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\noutput_dir = ""\nseed = 0\nfail = 0\nvalue = 1.0')
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "import time\nfrom ldlib.runtime.progress import report\n"
+        "for step in range(1, 4):\n    report('training', 'toy-run', step, 3, images_per_s=2.0)\n    time.sleep(1.0)\n")
+    nbformat.write(nbformat.v4.new_notebook(cells=[params, body]), nbs / "toy.ipynb")
+    lines = []
+    [ok] = reproduce("smoke", results_dir=tmp_path / "res", notebooks_dir=nbs, registry={"toy": TOY}, log=lines.append)
+    assert ok.ok
+    busy = [m for m in lines if m.startswith("[toy]") and "training toy-run: step" in m]
+    assert busy and "suite ETA unknown" in busy[0]  # no earlier run of the toy in this results folder
+    assert not (tmp_path / "res/smoke/toy/.progress.jsonl").exists()  # the progress file is not a result
+    assert "without encryption" not in capfd.readouterr().err

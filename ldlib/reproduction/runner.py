@@ -23,12 +23,14 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from ..runtime import progress as live
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
 from .recorder import claims_table, metrics_table
@@ -164,6 +166,59 @@ class RunLock:
         self.path.unlink(missing_ok=True)
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over local IPC sockets instead of unencrypted TCP (ipykernel warns
+    about the latter at every start)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
+#: seconds between two lines of :class:`Watcher`
+WATCH_EVERY_S = 30.0
+
+
+class Watcher(threading.Thread):
+    """While a notebook runs, print what it is doing every ``every`` seconds: the newest line of its progress
+    file (``ldlib.runtime.progress``: which model is training or being evaluated, how far, ETA) and the suite's
+    ETA from ``expected_s`` and ``after_s`` (this notebook's expected seconds and those of the notebooks after
+    it, from their last runs; None if unknown)."""
+
+    def __init__(self, name: str, path: Path, expected_s: float | None, after_s: float | None,
+                 log: Callable[[str], None], every: float | None = None):
+        super().__init__(daemon=True)
+        self.name, self.path, self.expected_s, self.after_s, self.log = name, path, expected_s, after_s, log
+        self.every = WATCH_EVERY_S if every is None else every
+        self.started = time.perf_counter()
+        self.done = threading.Event()
+
+    def line(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        update = live.latest(self.path)
+        what = live.describe(update) if update else "running"
+        if update and time.time() - update["time"] > 2 * self.every:  # busy with something that does not report
+            what += f" (last update {live.duration(time.time() - update['time'])} ago)"
+        if self.expected_s is None or self.after_s is None:
+            suite = "suite ETA unknown (no earlier run of every notebook in this profile)"
+        else:
+            suite = f"suite ETA {live.duration(max(0.0, self.expected_s - elapsed) + self.after_s)}"
+        return f"[{self.name}] {live.duration(elapsed)} in: {what}; {suite}"
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            self.log(self.line())
+
+
+def expected_seconds(profile_dir: Path, names: Sequence[str]) -> dict[str, float | None]:
+    """Each notebook's wall time in its last successful run in ``profile_dir`` (None when there is none)."""
+    return {n: read_json(profile_dir / n / "provenance.json").get("wall_time_s") for n in names}
+
+
 def _replace_dir(src: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
@@ -178,7 +233,12 @@ def run_notebook(
     profile_dir: Path,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    expected_s: float | None = None,
+    after_s: float | None = 0.0,
 ) -> NotebookResult:
+    """Execute one notebook into ``profile_dir`` (see the module docstring). With ``progress``, a line every 30 s
+    says what the notebook is doing and when the suite should end (``expected_s``: this notebook's expected
+    seconds, ``after_s``: those of the notebooks after it)."""
     import papermill as pm
 
     src = notebooks_dir / spec.filename
@@ -189,22 +249,36 @@ def run_notebook(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     params = {**params, "output_dir": str(staging.resolve())}
-    # The kernel must be this interpreter (the one with ldlib installed), whatever PATH says.
-    env_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
+    # The kernel must be this interpreter (the one with ldlib installed), whatever PATH says; it reports its
+    # progress to a file that the watcher reads.
+    saved = {k: os.environ.get(k) for k in ("PATH", live.PROGRESS_ENV)}
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{saved['PATH'] or ''}"
+    progress_file = staging / ".progress.jsonl"
+    os.environ[live.PROGRESS_ENV] = str(progress_file)
     git = git_state()  # the code the notebook runs with, before anything can change it
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     error = ""
+    watcher = Watcher(spec.name, progress_file, expected_s, after_s, log) if progress else None
+    if watcher:
+        watcher.start()
     try:
         pm.execute_notebook(
             str(src), str(staging / spec.filename), parameters=params, kernel_name="python3", language="python",
-            cwd=str(notebooks_dir), progress_bar=progress, log_output=False, report_mode=False,
+            cwd=str(notebooks_dir), progress_bar=False, log_output=False, report_mode=False,
+            kernel_manager_class=_ipc_kernel_manager(),
         )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        os.environ["PATH"] = env_path
+        if watcher:
+            watcher.done.set()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        progress_file.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     record = {
         "notebook": spec.name,
@@ -259,11 +333,16 @@ def reproduce(
     if missing:
         raise FileNotFoundError(f"notebooks {missing} not found in {notebooks_dir}")
     profile_dir = Path(results_dir) / profile
+    expected = expected_seconds(profile_dir, [s.name for s, _ in jobs])
     results = []
     with RunLock(profile_dir):
         for i, (spec, params) in enumerate(jobs, 1):
-            log(f"[{i}/{len(jobs)}] {spec.name} (profile {profile})")
-            results.append(run_notebook(spec, params, notebooks_dir, profile_dir, progress, log))
+            rest = [expected[s.name] for s, _ in jobs[i:]]
+            after = None if None in rest else sum(rest)
+            log(f"[{i}/{len(jobs)}] {spec.name} (profile {profile}; last run took "
+                f"{live.duration(expected[spec.name]) if expected[spec.name] else 'unknown'})")
+            results.append(run_notebook(spec, params, notebooks_dir, profile_dir, progress, log,
+                                        expected[spec.name], after))
         shutil.rmtree(profile_dir / ".running", ignore_errors=True)
         summary = write_summary(profile_dir, registry)
         report = write_report(profile_dir, registry)

@@ -39,7 +39,7 @@ from ..data.text import TextBatch
 from ..loss import layered_loss, training_inputs
 from ..network import LayeredUNet, build_model, set_activation_checkpointing
 from ..pyramid import downsample
-from ..runtime import distributed
+from ..runtime import distributed, progress
 from ..runtime.device import Execution, autocast, memory_format, place, resolve_precision
 from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, read_history, save_checkpoint
 
@@ -261,9 +261,9 @@ class _Books:
             self.result.losses.append(value)
             self.result.level_losses.append(level_values)
 
-    def tick(self, images: int) -> None:
-        """A step of ``images`` images is done: throughput and CPU share (the first step, which pays for one-off
-        set-up, is not timed), and the progress bar."""
+    def tick(self, images: int, step: int) -> None:
+        """Step ``step`` (1-based) of ``images`` images is done: throughput and CPU share (the first step, which
+        pays for one-off set-up, is not timed), the progress bar and ``ldlib.runtime.progress``."""
         r = self.result
         if self.t_start is None:
             self.t_start, self.cpu_start = time.perf_counter(), time.process_time()
@@ -276,6 +276,8 @@ class _Books:
         self.bar.update(1)
         if r.losses and not self.pending:
             self.bar.set_postfix(loss=f"{r.losses[-1]:.4f}", img_s=f"{r.images_per_s:.1f}")
+        if self.ctx.is_main:
+            progress.report("training", r.run_dir.name, step, self.bar.total, images_per_s=r.images_per_s)
 
     def checkpoint(self, parts: _Parts, step: int) -> None:
         """Write checkpoint ``step`` (rank 0), once its losses are read and known finite."""
@@ -340,7 +342,7 @@ def train(
                             execution.micro_batches), step + 1)
         _update(parts, train_cfg, step)
         step += 1
-        books.tick(train_cfg.batch_size)
+        books.tick(train_cfg.batch_size, step)
         if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps:
             books.checkpoint(parts, step)
         if stop_after is not None and step >= stop_after:
