@@ -4,13 +4,16 @@ Every choice here changes speed or memory, not what is computed (beyond floating
 measured with ``benchmarks/bench.py`` on the machine it targets (numbers in ``results/bench/``):
 
 * precision: bf16 autocast only where the hardware computes bf16 natively (CUDA, AVX-512 BF16/AMX CPUs). On an
-  AVX2-only CPU a bf16 matmul runs at ~0.3 GFLOP/s against ~140 GFLOP/s in fp32, so fp32 is chosen there.
+  AVX2-only CPU a bf16 matmul runs at ~0.3 GFLOP/s against ~140 GFLOP/s in fp32, so fp32 is chosen there; on
+  the AVX-512 BF16 CPU measured below, bf16 trained 1.5x and sampled 1.2x faster than fp32.
 * memory format: channels_last on the CPU in fp32. On the 2-core AVX2 machine it made sampling 1.20-1.25x faster in
   an interleaved same-process A/B (bench.py --ablate: 4 repetitions each, cpu16 at 64 px and cpu32 at 128 px,
   spread < 3%); the benchmark's separate-process rows gave 1.37x and 0.98x in two runs (cross-process noise is
-  that large), and training neither faster nor slower beyond run-to-run noise (+-7%). bf16 (on a CPU with native
-  bf16, or CUDA) keeps the default layout: channels_last was measured only in fp32 on AVX2, and a layout is
-  chosen here only where it was measured to be faster on that kind of machine.
+  that large), and training neither faster nor slower beyond run-to-run noise (+-7%). bf16 keeps the default
+  (contiguous) layout: on a 2-core AMD EPYC with AVX-512 BF16 (no AMX; ``benchmarks/precision_layout.py``,
+  ``results/bench/amd-epyc-precision-layout.md``, cpu16 at 64 px, interleaved A/B) bf16 training ran 1.47-1.50x
+  faster than fp32 in the default layout but only 1.18-1.19x in channels_last, and bf16 sampling was 1.17-1.27x
+  faster than fp32 in either layout (within 2% of each other). CUDA keeps the default layout until measured there.
 * the capability probe (:func:`cpu_has_native_bf16`) reads ``/proc/cpuinfo``; ``LDLIB_CPU_BF16=1`` or ``=0``
   overrides it, so that both branches can be run (and tested) on any machine.
 * ``torch.compile``: an option (``Execution(compile=True)``, ``ldlib train --compile``) for long runs on a GPU;
