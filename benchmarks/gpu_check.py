@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from ldlib.config import DiffusionConfig, TrainConfig  # noqa: E402
 from ldlib.data import HashTextEncoder, encode_unique, shapes_dataset  # noqa: E402
-from ldlib.flops import count_flops, table1_configs  # noqa: E402
+from ldlib.flops import count_flops, table1_models  # noqa: E402
 from ldlib.network import build_model  # noqa: E402
 from ldlib.runtime.device import Execution, place, resolve_precision  # noqa: E402
 from ldlib.sampler import sample  # noqa: E402
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
                "fp32_tflops": matmul_ceiling(dev, torch.float32, n) / 1e12}
     log(f"matmul ceiling: bf16 {ceiling['bf16_tflops']:.3g} TFLOP/s, fp32 {ceiling['fp32_tflops']:.3g} TFLOP/s")
     # Table 1's last two rows (the paper's 512 px pair), named by kind and this preset's target resolution
-    models = {f"{k.rstrip('0123456789')}{cfg.resolutions[-1]}": cfg for k, cfg in table1_configs(preset).items()
-              if k.endswith("512")}
+    models = dict(list(table1_models(preset).items())[-2:])
     top = next(iter(models.values())).resolutions[-1]
     data = shapes_dataset(64, top, seed=0)
     text, index = encode_unique(HashTextEncoder(), data.captions)

@@ -40,6 +40,13 @@ def table1_configs(preset: str = "paper") -> dict[str, UNetConfig]:
             for key, kind, levels in TABLE1_MODELS}
 
 
+def table1_models(preset: str = "paper") -> dict[str, UNetConfig]:
+    """Table 1's five models built from ``preset``, in the paper's order, named by their kind and this preset's
+    target resolution (``single16`` ... ``layered64`` for ``cpu16``)."""
+    return {f"{kind}{cfg.resolutions[-1]}": cfg
+            for (_, kind, _), cfg in zip(TABLE1_MODELS, table1_configs(preset).values())}
+
+
 def table1_flops(preset: str = "paper") -> dict[str, int]:
     """FLOPs per image of Table 1's five models built from ``preset`` (keys as in :func:`table1_configs`)."""
     return {key: count_flops(cfg) for key, cfg in table1_configs(preset).items()}

@@ -17,7 +17,7 @@ from typing import Mapping
 
 from ..config import DiffusionConfig, UNetConfig
 from ..evaluation import Evaluation, Evaluator, Judge
-from ..flops import count_flops, table1_configs
+from ..flops import count_flops, table1_models
 from ..training import TrainResult
 from . import paper_numbers as paper
 from .recorder import Recorder, fmt, fmt_ci
@@ -37,8 +37,7 @@ class Row:
 def rows(preset: str) -> list[Row]:
     """The five models of Table 1 for ``preset``, named by their kind and target resolution, with their
     forward FLOPs per image."""
-    return [Row(f"{key.rstrip('0123456789')}{cfg.resolutions[-1]}", cfg, count_flops(cfg))
-            for key, cfg in table1_configs(preset).items()]
+    return [Row(name, cfg, count_flops(cfg)) for name, cfg in table1_models(preset).items()]
 
 
 # ----------------------------------------------------------------------------------------- training
