@@ -41,7 +41,7 @@ def test_tables_escape_pipes():
     table = metrics_table([{"key": "a|b", "value": 1.0, "verdict": NO_PAPER, "note": "|x|"}])
     assert table.splitlines()[-1].count(" | ") == 5
     row = claims_table([{"key": "k", "paper_says": "p", "we_find": "|w|", "agrees": True}]).splitlines()[-1]
-    assert row.count(" | ") == 3
+    assert row.count(" | ") == 4  # claim, kind, paper, we find, verdict
 
 
 def test_unresolved_claims_and_interval_order():

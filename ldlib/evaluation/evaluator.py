@@ -19,8 +19,10 @@ import copy
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -55,13 +57,17 @@ class Evaluation:
     alignment_ci: tuple[float, float] | None
     samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution
     features: metrics.Features | None = None  # the samples' pool3 features and classifier logits
+    seconds: dict = field(default_factory=dict)  # wall time of its parts (sampling, features, scores)
+    #: the reference's pool3 features it was scored against (set by the Evaluator, not stored with it): what a
+    #: paired difference between two evaluations needs (:func:`paired_difference`)
+    reference: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, d: dict, samples: torch.Tensor, features: metrics.Features | None = None) -> "Evaluation":
         ci = lambda v: tuple(v) if v is not None else None  # noqa: E731
         scores = metrics.Scores(d["fid"], ci(d["fid_ci"]), d["kid"], ci(d["kid_ci"]), d["is_efficientnet"],
-                                ci(d["is_ci"]), metrics.Protocol(**d["protocol"]))
-        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples, features)
+                                ci(d["is_ci"]), metrics.Protocol(**d["protocol"]), d.get("precision"), d.get("recall"))
+        return cls(scores, d["alignment"], ci(d["alignment_ci"]), samples, features, d.get("seconds", {}))
 
     def save(self, folder: Path) -> None:
         """Samples, their features and the scores in ``folder`` (scores last: their presence marks it complete)."""
@@ -84,8 +90,8 @@ class Evaluation:
     def as_dict(self) -> dict:
         s = self.scores
         return {"fid": s.fid, "fid_ci": s.fid_ci, "kid": s.kid, "kid_ci": s.kid_ci, "is_efficientnet": s.inception_score,
-                "is_ci": s.is_ci, "alignment": self.alignment, "alignment_ci": self.alignment_ci,
-                "protocol": s.protocol.as_dict()}
+                "is_ci": s.is_ci, "precision": s.precision, "recall": s.recall, "alignment": self.alignment, "alignment_ci": self.alignment_ci,
+                "protocol": s.protocol.as_dict(), "seconds": self.seconds}
 
 
 def metric_value(ev: Evaluation, metric: str) -> tuple[float, tuple[float, float], bool]:
@@ -113,6 +119,48 @@ def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
     _, cb, _ = metric_value(b, metric)
     side = ordered(ca, cb)
     return None if side == 0 else (side < 0) == lower
+
+
+def _statistic(ev: Evaluation, metric: str):
+    """(per-sample array, statistic of a resample of it) for a paired bootstrap, or None when ``ev`` lacks
+    what it needs (features, the reference's features; alignment is not stored per sample)."""
+    f, real = ev.features, ev.reference
+    if f is None or (real is None and metric in ("fid", "kid")):
+        return None
+    if metric == "fid":
+        mu, sigma = metrics.gaussian_stats(real)
+        return f.pool3, lambda x: metrics.frechet_distance_to(mu, sigma, x)
+    if metric == "kid":
+        size = min(100, len(real), len(f.pool3))
+        return f.pool3, lambda x: metrics.kid_from_features(real, x, subsets=10, subset_size=size)[0]
+    if metric == "is" and f.logits is not None:
+        splits = max(1, min(10, len(f.logits) // 50))
+        return f.logits, lambda x: metrics.inception_score_from_logits(x, splits)[0]
+    return None
+
+
+def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: str, n_boot: int = 200,
+                      seed: int = 0) -> tuple[float, tuple[float, float], int]:
+    """The difference ``metric(a) - metric(b)`` with its 95% interval, for arms given as one evaluation per
+    training seed (``a[i]`` and ``b[i]`` share seed index, prompts and sampling noise): per seed a paired
+    bootstrap over prompts, then ``metrics.across_seeds``. Where per-sample data is missing (alignment) the
+    per-seed spread comes from the two intervals as if independent. Returns (difference, interval, seeds)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"arms need one evaluation per seed each, got {len(a)} and {len(b)}")
+    diffs, sds = [], []
+    for ea, eb in zip(a, b):
+        if ea.samples.shape[-1] != eb.samples.shape[-1]:
+            raise ValueError("a paired difference compares models at one resolution (one reference)")
+        sa, sb = _statistic(ea, metric), _statistic(eb, metric)
+        if sa is not None and sb is not None and len(sa[0]) == len(sb[0]):
+            d, _, sd = metrics.paired_bootstrap(sa[1], sa[0], sb[0], n_boot, seed)
+        else:
+            (va, ca, _), (vb, cb, _) = metric_value(ea, metric), metric_value(eb, metric)
+            d, sd = va - vb, float(np.hypot(ca[1] - ca[0], cb[1] - cb[0])) / (2 * 1.96)
+        diffs.append(d)
+        sds.append(sd)
+    mean, ci = metrics.across_seeds(diffs, sds)
+    return mean, ci, len(a)
 
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
@@ -153,25 +201,29 @@ def evaluate_model(
     progress: bool = True,
     method: str = "ddim",
     label: str = "model",
+    reference_name: str = "reference images",
 ) -> Evaluation:
     """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) with ``method`` and
     ``steps``, and score them. Alignment uses ``classifier`` on shapes (attributes known), else ``matcher``
     (retrieval accuracy)."""
     idx = [i % len(reference) for i in range(n_samples)]
     prompts = [reference.captions[i] for i in idx]
+    clock = [time.perf_counter()]
     fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress, method=method,
                     label=label)
     real = reference.images
     if real.shape[-1] != fake.shape[-1]:
         real = to_uint8(downsample(to_float(real), fake.shape[-1]))
     protocol = metrics.Protocol(
-        reference=f"{len(real)} reference images at {real.shape[-1]}px", n_reference=len(real), n_generated=n_samples,
+        reference=f"{len(real)} {reference_name} at {real.shape[-1]}px", n_reference=len(real), n_generated=n_samples,
         prompts="the reference captions, in order, cycled", seeds=f"batch j uses seed {seed} + j",
         guidance=guidance, sampler_steps=steps, sampler=method,
     )
     if reference_features is None:
         reference_features = metrics.extract(metrics.inception(), real, progress=progress)
+    clock.append(time.perf_counter())
     features = metrics.image_features(fake, progress=progress)
+    clock.append(time.perf_counter())
     scores = metrics.scores(reference_features, features, protocol, n_boot=n_boot, seed=seed)
     alignment = ci = None
     if classifier is not None and reference.attributes and "objects" in reference.attributes[0]:
@@ -181,7 +233,9 @@ def evaluate_model(
         text, index = encode_unique(encoder, reference.captions)
         alignment = retrieval_accuracy(matcher, fake, text, index[torch.tensor(idx)], seed=seed)
         ci = _binomial_ci(alignment, n_samples)
-    return Evaluation(scores, alignment, ci, fake, features)
+    clock.append(time.perf_counter())
+    seconds = dict(zip(("sampling", "features", "scores"), np.diff(clock).tolist()))
+    return Evaluation(scores, alignment, ci, fake, features, seconds)
 
 
 def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dict[str, list[float]], seed: int = 0,
@@ -200,20 +254,40 @@ def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dic
 # ----------------------------------------------------------------------------------------- reference
 
 
-def reference_sets(spec: dict, resolutions, n_reference: int = 1000) -> dict[int, CaptionedImages]:
-    """The real images FID/KID compare against, per resolution: the validation split of ``spec``'s data set
-    (held-out seeds for ``shapes``, ``n_reference`` of them; a folder serves as its own reference)."""
+#: The reference splits an evaluation can compare with: ``train`` is the primary protocol (prompts are training
+#: captions, the reference is training images: the distribution the models learn, as COCO's val captions are
+#: for the paper's); ``val`` holds concepts never seen in training (generalisation to unseen concepts).
+SPLITS = {"train": "training images (in-distribution)", "val": "held-out concepts (unseen in training)"}
+
+
+def reference_sets(spec: dict, resolutions, n_reference: int = 1000, split: str = "train") -> dict[int, CaptionedImages]:
+    """The real images FID/KID compare against, per resolution, and whose captions are the prompts: a fixed
+    random subset of ``n_reference`` images of ``split`` of ``spec``'s data set (the same subset for every
+    seed and notebook, so paired comparisons share it; ``shapes``' val split is drawn from held-out seeds; a
+    folder serves as its own reference)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     kind = spec["kind"]
     out = {}
     for res in resolutions:
         if kind == "shapes":
-            out[res] = load_dataset("shapes", "val", res, n=n_reference, seed=spec.get("seed", 0))
+            data = load_dataset("shapes", split, res, n=n_reference if split == "val" else spec.get("n", 2048),
+                                seed=spec.get("seed", 0))
         elif kind == "folder":
-            out[res] = load_dataset("folder", "train", res, root=spec["root"])
+            data = load_dataset("folder", "train", res, root=spec["root"])
         else:
             rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
-            out[res] = load_dataset(kind, "val", res, **rest)
+            data = load_dataset(kind, split, res, **rest)
+        out[res] = _fixed_subset(data, n_reference)
     return out
+
+
+def _fixed_subset(data: CaptionedImages, n: int) -> CaptionedImages:
+    if len(data) <= n:
+        return data
+    keep = sorted(np.random.default_rng(0).permutation(len(data))[:n].tolist())
+    return CaptionedImages(data.images[keep], [data.captions[i] for i in keep],
+                           [data.attributes[i] for i in keep] if data.attributes else [])
 
 
 # -------------------------------------------------------------------------------------- alignment judge
@@ -270,7 +344,8 @@ def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
 class Evaluator:
     """One evaluation protocol for every model a notebook compares: the reference set per resolution (its
     Inception features computed once and stored, :func:`stored_features`), the alignment judge (trained once),
-    and the sampler settings (``method``, ``steps``, ``guidance``).
+    and the sampler settings (``method``, ``steps``, ``guidance``). ``split`` picks the reference (:data:`SPLITS`);
+    ``judge_steps=0`` scores no text alignment (no judge is trained).
 
     ``evaluator(run)`` samples and scores a trained run (``ldlib.training.TrainResult``). Results are stored in
     the run's folder under a hash of the protocol and of the evaluation code (:data:`EVALUATION_CODE` and every
@@ -280,9 +355,12 @@ class Evaluator:
 
     def __init__(self, spec: dict, n_samples: int, steps: int, guidance: float, seed: int = 0,
                  text_encoder: str = "minilm", n_reference: int = 1000, judge_steps: int = 600, n_boot: int = 50,
-                 progress: bool = True, method: str = "ddim"):
+                 progress: bool = True, method: str = "ddim", split: str = "train"):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        self.split = split
         self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
         self.method = method
         self.text_encoder, self.n_reference, self.judge_steps, self.n_boot = text_encoder, n_reference, judge_steps, n_boot
@@ -297,14 +375,15 @@ class Evaluator:
         features and its alignment judge (trained here first if it was not yet)."""
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        _ = self.judge
+        if self.judge_steps:
+            _ = self.judge
         other = copy.copy(self)
         other.method, other.steps = method, steps
         return other
 
     def reference(self, resolution: int) -> CaptionedImages:
         if resolution not in self._references:
-            self._references.update(reference_sets(self.spec, [resolution], self.n_reference))
+            self._references.update(reference_sets(self.spec, [resolution], self.n_reference, self.split))
         return self._references[resolution]
 
     def features(self, resolution: int) -> np.ndarray:
@@ -330,7 +409,7 @@ class Evaluator:
         evaluation code's fingerprint, hashed."""
         payload = {"checkpoint": str(run.checkpoint.name), "spec": self.spec, "n": self.n_samples, "steps": self.steps,
                    "guidance": self.guidance, "seed": self.seed, "text": self.text_encoder, "n_ref": self.n_reference,
-                   "judge_steps": self.judge_steps, "n_boot": self.n_boot, "method": self.method,
+                   "judge_steps": self.judge_steps, "n_boot": self.n_boot, "method": self.method, "split": self.split,
                    "code": code_fingerprint(EVALUATION_CODE)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -339,13 +418,16 @@ class Evaluator:
         stored = run.run_dir / f"eval-{self.key(run)}"
         done = Evaluation.load(stored)
         if done is not None:
+            done.reference = self.features(int(done.samples.shape[-1]))
             return done
         model, configs = load_model(run.checkpoint)
         res = configs["model"].resolutions[-1]
-        judge = self.judge
+        judge = self.judge if self.judge_steps else Judge("none")
         ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
                             steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
                             matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
-                            progress=self.progress, method=self.method, label=run.run_dir.name)
+                            progress=self.progress, method=self.method, label=run.run_dir.name,
+                            reference_name=SPLITS[self.split])
         ev.save(stored)
+        ev.reference = self.features(res)
         return ev

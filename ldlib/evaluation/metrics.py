@@ -167,6 +167,70 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 50, sub
     return float(np.mean(vals)), float(np.std(vals))
 
 
+def _pairwise_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    d = (a64 * a64).sum(1)[:, None] + (b64 * b64).sum(1)[None, :] - 2 * a64 @ b64.T
+    return np.maximum(d, 0.0)
+
+
+def knn_radii(features: np.ndarray, k: int = 3) -> np.ndarray:
+    """Squared distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
+    d = _pairwise_sq(features, features)
+    return np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself (distance 0)
+
+
+def coverage_of(points: np.ndarray, manifold: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """For each of ``points``: does it fall inside any ball (``manifold[j]``, ``radii[j]``)?"""
+    return (_pairwise_sq(points, manifold) <= radii[None, :]).any(axis=1)
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) on pool3 features: precision is the share of
+    generated points inside the real set's k-NN manifold (fidelity), recall the share of real points inside
+    the generated set's (diversity). k = 3 as in the paper."""
+    precision = coverage_of(fake, real, knn_radii(real, k)).mean()
+    recall = coverage_of(real, fake, knn_radii(fake, k)).mean()
+    return float(precision), float(recall)
+
+
+def paired_bootstrap(statistic, a: np.ndarray, b: np.ndarray, n_boot: int = 200, seed: int = 0,
+                     z: float = 1.96) -> tuple[float, tuple[float, float], float]:
+    """``statistic(a) - statistic(b)`` for two generated sets drawn for the same prompts with the same noise
+    (row i of ``a`` and of ``b`` pair up), with a 95% interval from resampling the pairs jointly, and the
+    bootstrap standard deviation. Pairing removes the shared prompt-and-noise variance that two independent
+    intervals would count twice."""
+    if len(a) != len(b):
+        raise ValueError(f"paired sets must have equal size, got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(a), len(a))
+        diffs.append(statistic(a[i]) - statistic(b[i]))
+    centre, sd = statistic(a) - statistic(b), float(np.std(diffs))
+    return centre, (centre - z * sd, centre + z * sd), sd
+
+
+def across_seeds(diffs: list[float], sample_sds: list[float]) -> tuple[float, tuple[float, float]]:
+    """The mean of per-seed paired differences and its 95% interval. With several seeds: Student's t on the
+    seeds' differences, whose spread already holds each seed's sample noise (the sample bootstrap nested
+    inside); the variance used is at least the mean within-seed bootstrap variance, so three seeds that agree
+    by chance cannot claim more certainty than their samples allow. With one seed: the sample bootstrap
+    alone (training-seed variance unmeasured)."""
+    from scipy import stats
+
+    n = len(diffs)
+    if n == 0 or n != len(sample_sds):
+        raise ValueError("one sample sd per seed's difference needed")
+    mean = float(np.mean(diffs))
+    within = float(np.mean(np.square(sample_sds)))
+    if n == 1:
+        half = 1.96 * float(np.sqrt(within))
+    else:
+        var = max(float(np.var(diffs, ddof=1)), within)
+        half = float(stats.t.ppf(0.975, n - 1)) * float(np.sqrt(var / n))
+    return mean, (mean - half, mean + half)
+
+
 def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))), mean and std over ``splits`` (Salimans et al. 2016)."""
     logits = torch.as_tensor(logits)
@@ -215,6 +279,8 @@ class Scores:
     inception_score: float
     is_ci: tuple[float, float]
     protocol: Protocol
+    precision: float | None = None  # improved precision (k = 3): fidelity
+    recall: float | None = None  # improved recall (k = 3): diversity
 
 
 #: The networks behind stored features, named in the keys they are stored under.
@@ -268,7 +334,8 @@ def scores(real: np.ndarray, fake_features: Features, protocol: Protocol, n_boot
     splits = max(1, min(10, len(fake) // 50))
     is_mean, _ = inception_score_from_logits(logits, splits)
     is_ci = bootstrap_ci(lambda l: inception_score_from_logits(l, splits)[0], logits, n_boot, seed)
-    return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol)
+    precision, recall = precision_recall(real, fake)
+    return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol, precision, recall)
 
 
 def corrupt(images: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:

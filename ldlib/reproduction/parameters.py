@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from ..config import PRESETS
 from ..data.images import EXAMPLE_IMAGES
 from ..noise import ANALYSIS_KINDS
+from ..sampler import METHODS
 
 PROFILES = ("smoke", "default", "paper")
 
@@ -161,21 +162,22 @@ TRAINING = {
     "lr": Param("float", "AdamW learning rate", low=0.0, high=1.0),
     "text_encoder": Param("str", "caption encoder", choices=("minilm", "hash")),
     "n_samples": Param("int", "generated images per model for FID/KID/IS/alignment", low=4),
-    "sample_steps": Param("int", "DDIM steps", low=1, high=1000),
+    "sample_steps": Param("int", "sampling steps per image (see benchmarks/sampler_steps.py)", low=1, high=1000),
+    "sampler": Param("str", "sampler: ddim, ddpm or dpmpp_2m (DPM-Solver++ 2M)", choices=METHODS),
     "guidance": Param("float", "classifier-free guidance scale", low=0.0, high=50.0),
     "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
     "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
 }
 TRAINING_VALUES = {
     "smoke": dict(preset="smoke", dataset="shapes", data_root="", data_size=64, n_reference=32, budget_images=24,
-                  batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16, sample_steps=4, guidance=3.0, n_boot=10,
+                  batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16, sample_steps=4, sampler="dpmpp_2m", guidance=3.0, n_boot=10,
                   judge_steps=20),
     "default": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
-                    budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=25,
+                    budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=75, sampler="dpmpp_2m",
                     guidance=3.0, n_boot=50, judge_steps=600),
     "paper": dict(preset="paper", dataset="coco", data_root="data/coco", data_size=2048, n_reference=1000,
                   budget_images=640_000, batch_size=32, lr=1e-4, text_encoder="minilm", n_samples=10_000,
-                  sample_steps=100, guidance=3.0, n_boot=50, judge_steps=3000),
+                  sample_steps=100, sampler="ddim", guidance=3.0, n_boot=50, judge_steps=3000),
 }
 
 

@@ -53,27 +53,82 @@ class Metric:
         return DIFFERS
 
 
-AGREES, DISAGREES, UNRESOLVED = "agrees", "disagrees", "unresolved"
+AGREES, DISAGREES, NO_EFFECT, UNRESOLVED = "agrees", "disagrees", "no effect", "unresolved"
+#: A claim's verdict: the interval of our paired difference excludes 0 on the paper's side (agrees) or on the
+#: other (disagrees), lies within +-delta of 0 (no effect of the paper's size), or is too wide (unresolved).
+VERDICTS = (AGREES, DISAGREES, NO_EFFECT, UNRESOLVED)
+#: Analytic checks hold by construction or exact computation; empirical claims rest on trained models.
+ANALYTIC, EMPIRICAL = "analytic", "empirical"
+#: delta where the paper prints no number for an effect: 10% of the compared value.
+DEFAULT_DELTA = 0.10
 
 
 def verdict_of(agrees: bool | None) -> str:
-    """A claim's verdict word: ``agrees`` True, False or None (our measurement cannot decide)."""
+    """The verdict word of a claim known only by ``agrees`` (True, False, None = cannot decide)."""
     return UNRESOLVED if agrees is None else AGREES if agrees else DISAGREES
+
+
+def agrees_of(verdict: str) -> bool | None:
+    """``agrees`` of a verdict: True, False (disagrees, or no effect of the size the paper reports), None
+    only for unresolved."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    return None if verdict == UNRESOLVED else verdict == AGREES
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A paired difference judged against the paper: its verdict and, when unresolved, how many training
+    seeds the measured spread says would decide it (the interval shrinks as 1/sqrt(seeds))."""
+
+    verdict: str
+    seeds_to_resolve: int | None = None
+
+
+def judge_difference(diff: float, ci: tuple[float, float], paper_sign: int, scale: float,
+                     delta: float = DEFAULT_DELTA, seeds: int = 1) -> Judgement:
+    """Judge ``diff`` = a - b with its 95% interval ``ci`` where the paper says ``sign(a - b) == paper_sign``;
+    ``delta`` is the paper's own relative effect (or :data:`DEFAULT_DELTA`), taken of ``scale`` (the value
+    the effect is relative to, e.g. b's FID). An interval that excludes 0 decides the sign; else one inside
+    +-delta*|scale| says there is no effect of the paper's size; else the claim is unresolved."""
+    if paper_sign not in (1, -1):
+        raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign}")
+    lo, hi = ci
+    if lo > 0 or hi < 0:
+        return Judgement(AGREES if (1 if lo > 0 else -1) == paper_sign else DISAGREES)
+    band = delta * abs(scale)
+    if -band <= lo and hi <= band:
+        return Judgement(NO_EFFECT)
+    half = (hi - lo) / 2
+    needs = []
+    if diff != 0:  # until the half-width is below |diff|: the sign is decided
+        needs.append(seeds * (half / abs(diff)) ** 2)
+    if abs(diff) < band:  # until the interval fits inside +-band: no effect
+        needs.append(seeds * (half / (band - abs(diff))) ** 2)
+    return Judgement(UNRESOLVED, math.ceil(min(needs)) if needs else None)
 
 
 @dataclass
 class Claim:
-    """A qualitative statement of the paper checked by a computation: ``agrees`` is our finding, or
-    ``agrees is None`` when our measurement cannot decide it (confidence intervals overlap)."""
+    """A statement of the paper checked by a computation. ``verdict`` is one of :data:`VERDICTS`;
+    ``agrees`` follows from it (None only for unresolved); ``kind`` says whether it is an analytic check
+    (true by construction or exact computation) or an empirical claim; ``seeds_to_resolve`` (unresolved
+    empirical claims) is the number of training seeds the measured spread says would decide it."""
 
     key: str
     paper_says: str
     we_find: str
     agrees: bool | None
+    verdict: str = ""
+    kind: str = EMPIRICAL
+    seeds_to_resolve: int | None = None
 
-    @property
-    def verdict(self) -> str:
-        return verdict_of(self.agrees)
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = verdict_of(self.agrees)
+        self.agrees = agrees_of(self.verdict)
+        if self.kind not in (ANALYTIC, EMPIRICAL):
+            raise ValueError(f"kind must be {ANALYTIC} or {EMPIRICAL}, got {self.kind!r}")
 
 
 class Recorder:
@@ -98,9 +153,13 @@ class Recorder:
         self.metrics.append(m)
         return m
 
-    def claim(self, key: str, paper_says: str, we_find: str, agrees: bool | None) -> Claim:
-        """Record a checked claim; ``agrees=None`` means unresolved at our sample size."""
-        c = Claim(key, paper_says, we_find, None if agrees is None else bool(agrees))
+    def claim(self, key: str, paper_says: str, we_find: str, agrees: bool | None = None, *, verdict: str = "",
+              kind: str = EMPIRICAL, seeds_to_resolve: int | None = None) -> Claim:
+        """Record a checked claim, by its ``verdict`` (one of :data:`VERDICTS`) or, for a yes/no check, by
+        ``agrees`` (None = unresolved). ``kind``: :data:`ANALYTIC` or :data:`EMPIRICAL`."""
+        if not verdict and agrees is not None:
+            agrees = bool(agrees)
+        c = Claim(key, paper_says, we_find, agrees, verdict, kind, seeds_to_resolve)
         self.claims.append(c)
         return c
 
@@ -170,8 +229,21 @@ def metrics_table(metrics: Sequence[dict]) -> str:
     return "\n".join(rows)
 
 
+def claim_verdict(c: dict) -> str:
+    """The verdict of a recorded claim (``metrics.json`` written before verdicts had four words: from ``agrees``)."""
+    return c.get("verdict") or verdict_of(c.get("agrees"))
+
+
+def verdict_text(c: dict) -> str:
+    """The verdict with what would decide an unresolved claim."""
+    v = claim_verdict(c)
+    n = c.get("seeds_to_resolve")
+    return f"{v} (~{n} seeds would decide it)" if v == UNRESOLVED and n else v
+
+
 def claims_table(claims: Sequence[dict]) -> str:
-    rows = ["| claim | the paper says | we find | verdict |", "|---|---|---|---|"]
+    rows = ["| claim | kind | the paper says | we find | verdict |", "|---|---|---|---|---|"]
     for c in claims:
-        rows.append(f"| {_cell(c['key'])} | {_cell(c['paper_says'])} | {_cell(c['we_find'])} | {verdict_of(c['agrees'])} |")
+        rows.append(f"| {_cell(c['key'])} | {c.get('kind', EMPIRICAL)} | {_cell(c['paper_says'])} "
+                    f"| {_cell(c['we_find'])} | {verdict_text(c)} |")
     return "\n".join(rows)

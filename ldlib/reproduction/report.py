@@ -1,8 +1,8 @@
 """``results/<profile>/report.html``: one page a reader can open to see what was reproduced.
 
 Built from the same files as ``summary.md`` (each notebook's ``metrics.json`` and ``provenance.json``): a
-tally of the paper's claims by verdict, then per notebook its checked claims (agrees / disagrees /
-unresolved), its numbers with 95% intervals beside the paper's (labelled reference), its figures, and a link
+tally of the paper's claims by verdict (empirical claims apart from analytic checks), then per notebook its
+checked claims (agrees / disagrees / no effect / unresolved), its numbers with 95% intervals beside the paper's (labelled reference), its figures, and a link
 to the executed notebook. Figures are linked relative to the page, so the page works wherever the results
 folder is copied, and the repository stores each PNG once.
 """
@@ -15,7 +15,7 @@ from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import NOTEBOOKS, NotebookSpec
-from .recorder import AGREES, DISAGREES, UNRESOLVED, fmt, fmt_ci, verdict_of
+from .recorder import ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, verdict_text
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
@@ -24,6 +24,7 @@ table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .agrees { background: #e3f4e3; } .disagrees { background: #fbe3e3; } .unresolved { background: #f6f0d8; }
+.no-effect { background: #e6ecf6; }
 .ref { color: #666; font-style: italic; }
 .figs { display: flex; flex-wrap: wrap; gap: 1em; } .figs figure { margin: 0; max-width: 34em; }
 .figs img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 12px; color: #555; }
@@ -40,16 +41,34 @@ window.addEventListener("load", function () {
 """
 
 
-def _verdict(claim: dict) -> str:
-    return verdict_of(claim.get("agrees"))
+def _css(verdict: str) -> str:
+    return verdict.replace(" ", "-")
 
 
 def _claims(claims: list[dict]) -> str:
     rows = "".join(
-        f'<tr class="{_verdict(c)}"><td>{html.escape(c["key"])}</td><td>{html.escape(c["paper_says"])}</td>'
-        f'<td>{html.escape(c["we_find"])}</td><td><b>{_verdict(c)}</b></td></tr>' for c in claims)
-    return ("<table><tr><th>claim</th><th>the paper says</th><th>we find</th><th>verdict</th></tr>"
+        f'<tr class="{_css(claim_verdict(c))}"><td>{html.escape(c["key"])}</td><td>{c.get("kind", EMPIRICAL)}</td>'
+        f'<td>{html.escape(c["paper_says"])}</td><td>{html.escape(c["we_find"])}</td>'
+        f'<td><b>{html.escape(verdict_text(c))}</b></td></tr>' for c in claims)
+    return ("<table><tr><th>claim</th><th>kind</th><th>the paper says</th><th>we find</th><th>verdict</th></tr>"
             f"{rows}</table>")
+
+
+def tally(claims: list[dict]) -> dict[str, dict[str, int]]:
+    """Claims counted by kind (analytic checks apart from empirical claims), then by verdict."""
+    out = {kind: dict.fromkeys(VERDICTS, 0) for kind in (EMPIRICAL, ANALYTIC)}
+    for c in claims:
+        out[c.get("kind", EMPIRICAL)][claim_verdict(c)] += 1
+    return out
+
+
+def _tally_html(counts: dict[str, dict[str, int]]) -> str:
+    lines = []
+    for kind, label in ((EMPIRICAL, "Empirical claims (trained models)"),
+                        (ANALYTIC, "Analytic checks (true by construction or exact computation)")):
+        spans = "".join(f"<span class='{_css(v)}'>{n} {v}</span>" for v, n in counts[kind].items())
+        lines.append(f"<p class=tally>{label}, {sum(counts[kind].values())}: {spans}</p>")
+    return "".join(lines)
 
 
 def _metrics(metrics: list[dict]) -> str:
@@ -69,7 +88,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
     profile = profile_dir.name
     names = sorted(p.name for p in profile_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
                    and not p.name.endswith(".failed")) if profile_dir.exists() else []
-    tally = {AGREES: 0, DISAGREES: 0, UNRESOLVED: 0}
+    claims = []
     status_rows, sections = [], []
     for name in names:
         folder = profile_dir / name
@@ -83,8 +102,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
                            f"<td class=num>{prov.get('wall_time_s', '—')} s</td></tr>")
         if not metrics:
             continue
-        for c in metrics.get("claims", []):
-            tally[_verdict(c)] += 1
+        claims += metrics.get("claims", [])
         title = registry[name].title if name in registry else name
         figs = "".join(f"<figure><a href='{name}/{f}'><img src='{name}/{f}' alt='{html.escape(f)}' loading='eager'></a>"
                        f"<figcaption>{html.escape(f)}</figcaption></figure>" for f in metrics.get("figures", []))
@@ -94,7 +112,6 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
             + (f"<h3>The paper's claims, checked</h3>{_claims(metrics['claims'])}" if metrics.get("claims") else "")
             + (f"<h3>Numbers</h3>{_metrics(metrics['metrics'])}" if metrics.get("metrics") else "")
             + (f"<h3>Figures</h3><div class=figs>{figs}</div>" if figs else "") + "</section>")
-    counts = "".join(f"<span class='{k}'>{v} {k}</span>" for k, v in tally.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ldlib reproduction report: {profile}</title>
 <style>{_STYLE}</style><script>{_SCRIPT}</script></head>
@@ -102,9 +119,12 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
 <h1>Layered Diffusion, reproduced: profile <code>{profile}</code></h1>
 <p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
 (arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
-the column <i>paper (reference)</i>. A claim <b>agrees</b> or <b>disagrees</b> only when our 95% intervals
-separate; otherwise it is <b>unresolved</b> at our sample size.</p>
-<p class=tally>The paper's claims: {counts}</p>
+the column <i>paper (reference)</i>. An empirical claim <b>agrees</b> when the 95% interval of our paired
+difference excludes 0 on the paper's side, <b>disagrees</b> when it excludes 0 on the other side, shows
+<b>no effect</b> when it lies within &plusmn;&delta; of 0 (&delta; the paper's own relative effect, 10% where it
+prints none), and is <b>unresolved</b> otherwise (with the number of seeds the measured spread says would
+decide it).</p>
+{_tally_html(tally(claims))}
 <table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>
 {''.join(status_rows)}</table>
 {''.join(sections)}

@@ -18,7 +18,7 @@ from ..pyramid import downsample
 from ..schedules import PAPER_SHIFTS, LayeredSchedule, cosine_t_at_logsnr, simple_diffusion_shift
 from ..training import TrainResult
 from . import paper_numbers
-from .recorder import Recorder
+from .recorder import ANALYTIC, Recorder
 from .study import Budget, train_layered
 
 
@@ -116,7 +116,7 @@ def record_schedule_findings(
         "shifted schedules make higher layers synthesise coarse features later (§2.3)",
         "t at which coarse structure drops below corr. 0.5: "
         + ", ".join(f"{r}px {t50['paper', r]:.3f}" for r in paper.resolutions),
-        later,
+        later, kind=ANALYTIC,  # a negative shift lowers the log-SNR at every t: delay by definition
     )
     sd_spread = max(abs(t50["simple diffusion", r] - t50["simple diffusion", base]) for r in higher)
     extra = [p - s for p, s in zip(paper.shifts[1:], sd.shifts[1:])]

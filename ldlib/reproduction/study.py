@@ -5,21 +5,26 @@ and recording evaluations and the paper's comparative claims (:func:`record_scor
 
 Every experiment trains through the run cache, so two notebooks that ask for the same model (the sinc-noise
 model of notebook 01 is Table 1's layered model) get the same cached run, and every comparison is scored by
-one :class:`ldlib.evaluation.Evaluator` and decided by confidence intervals: a claim agrees or disagrees only
-when the two intervals do not overlap, and is *unresolved* otherwise.
+one :class:`ldlib.evaluation.Evaluator` and decided by the 95% interval of the paired difference between the
+compared models (across training seeds where there are several): agrees, disagrees, no effect of the paper's
+size, or unresolved (``ldlib.reproduction.recorder.judge_difference``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 from ..config import DiffusionConfig, TrainConfig, model_config
 from ..data.datasets import data_spec
-from ..evaluation import Evaluation, Evaluator, better, metric_value
+from ..evaluation import Evaluation, Evaluator, metric_value, paired_difference
 from ..training import TrainResult
-from .recorder import Recorder, fmt, fmt_ci
+from .recorder import DEFAULT_DELTA, EMPIRICAL, Recorder, fmt, fmt_ci, judge_difference
 from .run_cache import trained_model
+
+
+#: One arm of a comparison: a model's evaluation, or one evaluation per training seed (paired by seed index).
+Arm = Union[Evaluation, Sequence[Evaluation]]
 
 
 def budget_config(budget_images: int, batch_size: int, lr: float, seed: int = 0, text_encoder: str = "minilm",
@@ -27,8 +32,8 @@ def budget_config(budget_images: int, batch_size: int, lr: float, seed: int = 0,
     """The training config of a run that sees ``budget_images`` images: every notebook builds its configs here,
     so the same request from two notebooks hashes to the same run."""
     steps = max(1, budget_images // batch_size)
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, text_encoder=text_encoder,
-                       checkpoint_every=max(50, steps // 4), warmup_steps=min(100, steps // 10 + 1), **overrides)
+    schedule = {"checkpoint_every": max(50, steps // 4), "warmup_steps": min(100, steps // 10 + 1), **overrides}
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, text_encoder=text_encoder, **schedule)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class Study:
         spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
         evaluator = Evaluator(spec, p["n_samples"], p["sample_steps"], p["guidance"], seed=p["seed"],
                               text_encoder=p["text_encoder"], n_reference=p["n_reference"],
-                              judge_steps=p["judge_steps"], n_boot=p["n_boot"], progress=progress)
+                              judge_steps=p["judge_steps"], n_boot=p["n_boot"], progress=progress,
+                              method=p["sampler"])
         return cls(p["preset"], spec, Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"],
                                              p["text_encoder"]), evaluator)
 
@@ -102,18 +108,29 @@ def record_scores(rec: Recorder, name: str, ev: Evaluation, note: str = "", pape
         rec.metric(f"alignment {name}", ev.alignment, ci=ev.alignment_ci, note=alignment_note)
 
 
-def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Evaluation], b: tuple[str, Evaluation],
-            metric: str, paper_expects_a_better: bool) -> str:
-    """Record the claim "a beats b on metric" (or the reverse, per the paper) with our intervals."""
+def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tuple[str, Arm], metric: str,
+            paper_expects_a_better: bool, delta: float = DEFAULT_DELTA) -> str:
+    """Record the paper's claim "a beats b on ``metric``" judged by the 95% interval of the paired difference
+    a - b (same prompts and sampling noise; one evaluation per training seed, paired by seed index): agrees,
+    disagrees, no effect within +-``delta`` (relative to b; the paper's own effect size where it prints one),
+    or unresolved with the seeds that would decide it (``recorder.judge_difference``)."""
     (na, ea), (nb, eb) = a, b
-    va, ca, _ = metric_value(ea, metric)
-    vb, cb, _ = metric_value(eb, metric)
-    won = better(ea, eb, metric)
-    word = {True: "better than", False: "worse than", None: "not distinguishable from"}[won]
-    agrees = None if won is None else won == paper_expects_a_better
-    finding = f"{na} {fmt(va)} {fmt_ci(ca)} vs {nb} {fmt(vb)} {fmt_ci(cb)}: {word}"
-    rec.claim(key, paper_says, finding, agrees)
-    return f"{metric.upper()}: {na} {word} {nb}"
+    arm_a, arm_b = _seeds(ea), _seeds(eb)
+    diff, ci, seeds = paired_difference(arm_a, arm_b, metric)
+    lower_better = metric_value(arm_b[0], metric)[2]
+    paper_sign = (-1 if lower_better else 1) * (1 if paper_expects_a_better else -1)
+    scale = sum(metric_value(e, metric)[0] for e in arm_b) / len(arm_b)
+    judged = judge_difference(diff, ci, paper_sign, scale, delta, seeds)
+    va = sum(metric_value(e, metric)[0] for e in arm_a) / len(arm_a)
+    finding = (f"{na} {fmt(va)} vs {nb} {fmt(scale)}; {na} - {nb} = {fmt(diff)} {fmt_ci(ci)} "
+               f"({seeds} seed{'s' if seeds > 1 else ''}; paired; margin ±{delta:.0%} of {nb})")
+    rec.claim(key, paper_says, finding, verdict=judged.verdict, kind=EMPIRICAL,
+              seeds_to_resolve=judged.seeds_to_resolve)
+    return f"{metric.upper()}: {na} - {nb} = {fmt(diff)} {fmt_ci(ci)}, {judged.verdict}"
+
+
+def _seeds(arm: "Arm") -> list[Evaluation]:
+    return [arm] if isinstance(arm, Evaluation) else list(arm)
 
 
 def scores_table(evaluations: dict[str, Evaluation]) -> str:

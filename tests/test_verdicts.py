@@ -1,0 +1,140 @@
+"""Verdicts with a margin (agrees / disagrees / no effect / unresolved) from paired differences across seeds,
+analytic checks tallied apart from empirical claims, precision/recall, and the in-distribution reference."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ldlib.evaluation import Evaluation, metrics, paired_difference
+from ldlib.evaluation.evaluator import Evaluator, reference_sets
+from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
+                                         judge_difference)
+from ldlib.reproduction.report import build_report, tally
+from ldlib.reproduction.study import compare
+
+
+def test_judge_difference_four_verdicts():
+    # the paper says a - b < 0 (a's FID lower); scale 100, delta 10% -> band +-10
+    assert judge_difference(-5.0, (-8.0, -2.0), -1, 100.0).verdict == "agrees"
+    assert judge_difference(5.0, (2.0, 8.0), -1, 100.0).verdict == "disagrees"
+    assert judge_difference(1.0, (-4.0, 6.0), -1, 100.0).verdict == "no effect"
+    wide = judge_difference(-5.0, (-25.0, 15.0), -1, 100.0, seeds=3)
+    assert wide.verdict == "unresolved"
+    # half-width 20 must shrink below |diff| 5 (x16 seeds) or fit in the band: 10 - 5 = 5 (x16 too)
+    assert wide.seeds_to_resolve == 48
+    # a difference that excludes 0 is decided even when small: its sign is what the paper claims
+    assert judge_difference(-0.5, (-0.9, -0.1), -1, 100.0).verdict == "agrees"
+    with pytest.raises(ValueError):
+        judge_difference(0.0, (-1, 1), 0, 1.0)
+
+
+def test_claim_verdicts_map_to_agrees():
+    assert agrees_of("agrees") is True and agrees_of("disagrees") is False
+    assert agrees_of("no effect") is False and agrees_of("unresolved") is None
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        agrees_of("maybe")
+    with pytest.raises(ValueError, match="kind"):
+        Claim("k", "p", "w", None, kind="guess")
+    rec = Recorder(None, "t")
+    c = rec.claim("k", "p", "w", verdict="no effect", kind=ANALYTIC)
+    assert (c.agrees, c.verdict, c.kind) == (False, "no effect", ANALYTIC)
+    assert rec.claim("k2", "p", "w", True).verdict == "agrees"  # a yes/no check
+    row = claims_table([{"key": "k", "paper_says": "p", "we_find": "w", "agrees": None, "verdict": "unresolved",
+                         "kind": EMPIRICAL, "seeds_to_resolve": 7}])
+    assert row.endswith("| unresolved (~7 seeds would decide it) |")
+
+
+def test_report_tallies_analytic_apart_from_empirical(tmp_path):
+    claims = [{"key": "a", "paper_says": "", "we_find": "", "agrees": True, "verdict": "agrees", "kind": "analytic"},
+              {"key": "b", "paper_says": "", "we_find": "", "agrees": False, "verdict": "no effect", "kind": "empirical"},
+              {"key": "c", "paper_says": "", "we_find": "", "agrees": None}]  # written before verdicts had 4 words
+    counts = tally(claims)
+    assert counts["analytic"]["agrees"] == 1 and sum(counts["analytic"].values()) == 1
+    assert counts["empirical"]["no effect"] == 1 and counts["empirical"]["unresolved"] == 1
+    folder = tmp_path / "smoke" / "05_table1"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"notebook": "05_table1", "metrics": [], "claims": claims,
+                                                     "figures": []}))
+    (folder / "provenance.json").write_text(json.dumps({"status": "ok"}))
+    page = build_report(tmp_path / "smoke")
+    assert "Empirical claims (trained models), 2:" in page and "Analytic checks" in page
+    assert "<span class='no-effect'>1 no effect</span>" in page
+
+
+def test_precision_recall_separate_fidelity_from_diversity():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 8))
+    assert metrics.precision_recall(real, real.copy()) == (1.0, 1.0)
+    collapsed = real[:5].repeat(40, axis=0) + 1e-3 * rng.normal(size=(200, 8))  # faithful but not diverse
+    p, r = metrics.precision_recall(real, collapsed)
+    assert p > 0.9 and r < 0.3
+    far = real + 100.0  # diverse but nowhere near the data
+    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+
+
+def test_pairing_removes_shared_variance_and_seeds_widen_intervals():
+    rng = np.random.default_rng(1)
+    shared = rng.normal(size=(300, 4))  # what both arms share (prompt and noise)
+    a, b = shared + 0.05, shared + 0.01 * rng.normal(size=(300, 4))
+    stat = lambda x: float(x.mean())  # noqa: E731
+    d, ci, sd = metrics.paired_bootstrap(stat, a, b, n_boot=200)
+    assert ci[0] > 0 and abs(d - 0.05) < 0.01  # the shift is found although it is tiny against the spread
+    _, ci_a = d, metrics.bootstrap_ci(stat, a, 200)
+    assert (ci[1] - ci[0]) < (ci_a[1] - ci_a[0]) / 5  # an unpaired interval would be far wider
+    one, one_ci = metrics.across_seeds([d], [sd])
+    assert one_ci == pytest.approx((d - 1.96 * sd, d + 1.96 * sd))
+    mean, three = metrics.across_seeds([0.04, 0.05, 0.06], [sd] * 3)
+    assert mean == pytest.approx(0.05) and three[0] < 0.04 and three[1] > 0.06  # t with 2 d.o.f. is wide
+    # seeds that agree by chance cannot claim more than their samples allow
+    _, same = metrics.across_seeds([0.05, 0.05, 0.05], [sd] * 3)
+    assert same[1] - same[0] > 0
+
+
+def _eval(pool3, real):
+    scores = metrics.scores(real, metrics.Features(pool3, np.zeros((len(pool3), 10), dtype=np.float32)),
+                            metrics.Protocol("ref", len(real), len(pool3)), n_boot=5)
+    return Evaluation(scores, None, None, torch.zeros(len(pool3), 3, 8, 8, dtype=torch.uint8),
+                      metrics.Features(pool3, np.zeros((len(pool3), 10), dtype=np.float32)), reference=real)
+
+
+def test_paired_difference_and_compare_across_seeds():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(300, 16)).astype(np.float32)
+    good = [_eval(rng.normal(size=(120, 16)).astype(np.float32), real) for _ in range(3)]
+    bad = [_eval((rng.normal(size=(120, 16)) + 1.0).astype(np.float32), real) for _ in range(3)]
+    d, ci, seeds = paired_difference(good, bad, "fid", n_boot=50)
+    assert seeds == 3 and ci[1] < 0 < -d
+    rec = Recorder(None, "t")
+    compare(rec, "good beats bad", "p", ("good", good), ("bad", bad), "fid", True)
+    c = rec.claims[-1]
+    assert (c.verdict, c.kind) == ("agrees", EMPIRICAL) and "3 seeds" in c.we_find
+    compare(rec, "bad beats good", "p", ("bad", bad), ("good", good), "fid", True)
+    assert rec.claims[-1].verdict == "disagrees"
+    compare(rec, "same", "p", ("a", good[0]), ("b", good[0]), "kid", True)
+    assert rec.claims[-1].verdict == "no effect"  # a model against itself: exactly zero, inside any margin
+    with pytest.raises(ValueError, match="one evaluation per seed"):
+        paired_difference(good, bad[:2], "fid")
+
+
+def test_reference_is_a_fixed_subset_of_the_training_split():
+    spec = {"kind": "shapes", "n": 40, "seed": 0}
+    train = reference_sets(spec, [16], n_reference=10, split="train")[16]
+    again = reference_sets(spec, [16], n_reference=10, split="train")[16]
+    val = reference_sets(spec, [16], n_reference=10, split="val")[16]
+    assert len(train) == len(val) == 10
+    assert torch.equal(train.images, again.images)  # the same subset for every call (and seed)
+    assert not torch.equal(train.images, val.images)
+    with pytest.raises(ValueError, match="split must be one of"):
+        reference_sets(spec, [16], split="test")
+    with pytest.raises(ValueError, match="split must be one of"):
+        Evaluator(spec, 4, 2, 1.0, text_encoder="hash", split="test")
+    a = Evaluator(spec, 4, 2, 1.0, text_encoder="hash", split="train")
+    b = Evaluator(spec, 4, 2, 1.0, text_encoder="hash", split="val")
+
+    class Run:
+        class checkpoint:
+            name = "step-1"
+
+    assert a.key(Run) != b.key(Run)  # the split is part of the protocol a stored evaluation answers
