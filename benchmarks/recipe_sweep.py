@@ -73,8 +73,7 @@ def sweep(args) -> dict:
         for name, change in variants(args).items():
             run = train_variant(args.preset, model, spec, args.budget_images, args.batch_size, change, args.seed)
             ev = evaluator(run)
-            real = evaluator.features(int(ev.samples.shape[-1]))
-            kid = lambda f: metrics.kid_from_features(real, f, subsets=10, subset_size=100, seed=args.seed)[0]  # noqa: E731
+            kid = metrics.resampled_statistic("kid", ev.reference, len(ev.features.pool3), args.seed)
             if base is None:
                 base = ev
             diff, ci, _ = metrics.paired_bootstrap(kid, ev.features.pool3, base.features.pool3, args.n_boot, args.seed)

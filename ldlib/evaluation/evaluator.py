@@ -121,22 +121,14 @@ def better(a: Evaluation, b: Evaluation, metric: str) -> bool | None:
     return None if side == 0 else (side < 0) == lower
 
 
-def _statistic(ev: Evaluation, metric: str):
-    """(per-sample array, statistic of a resample of it) for a paired bootstrap, or None when ``ev`` lacks
-    what it needs (features, the reference's features; alignment is not stored per sample)."""
+def _statistic(ev: Evaluation, metric: str, seed: int):
+    """(per-sample array, its resampled statistic) for a paired bootstrap, or None when ``ev`` lacks what it
+    needs (features, the reference's features; alignment is not stored per sample)."""
     f, real = ev.features, ev.reference
-    if f is None or (real is None and metric in ("fid", "kid")):
+    if f is None or metric not in ("fid", "kid", "is") or (real is None and metric != "is"):
         return None
-    if metric == "fid":
-        mu, sigma = metrics.gaussian_stats(real)
-        return f.pool3, lambda x: metrics.frechet_distance_to(mu, sigma, x)
-    if metric == "kid":
-        size = min(100, len(real), len(f.pool3))
-        return f.pool3, lambda x: metrics.kid_from_features(real, x, subsets=10, subset_size=size)[0]
-    if metric == "is" and f.logits is not None:
-        splits = max(1, min(10, len(f.logits) // 50))
-        return f.logits, lambda x: metrics.inception_score_from_logits(x, splits)[0]
-    return None
+    rows = f.logits if metric == "is" else f.pool3
+    return None if rows is None else (rows, metrics.resampled_statistic(metric, real, len(rows), seed))
 
 
 def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: str, n_boot: int = 200,
@@ -151,7 +143,7 @@ def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: 
     for ea, eb in zip(a, b):
         if ea.samples.shape[-1] != eb.samples.shape[-1]:
             raise ValueError("a paired difference compares models at one resolution (one reference)")
-        sa, sb = _statistic(ea, metric), _statistic(eb, metric)
+        sa, sb = _statistic(ea, metric, seed), _statistic(eb, metric, seed)
         if sa is not None and sb is not None and len(sa[0]) == len(sb[0]):
             d, _, sd = metrics.paired_bootstrap(sa[1], sa[0], sb[0], n_boot, seed)
         else:

@@ -322,18 +322,32 @@ def evaluate(real_images: torch.Tensor | None, fake_images: torch.Tensor, protoc
     return scores(real, image_features(fake_images, progress=progress), protocol, n_boot, seed)
 
 
+def resampled_statistic(metric: str, real: np.ndarray, n: int, seed: int = 0):
+    """The statistic a bootstrap recomputes on a resample of ``n`` generated rows (pool3 features for ``fid``
+    and ``kid``, classifier logits for ``is``) against the reference's pool3 ``real``: one definition for the
+    intervals of :func:`scores` and for paired differences."""
+    if metric == "fid":
+        mu_r, sig_r = gaussian_stats(real)
+        return lambda f: frechet_distance_to(mu_r, sig_r, f)
+    if metric == "kid":
+        size = min(100, len(real), n)
+        return lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0]
+    if metric == "is":
+        splits = max(1, min(10, n // 50))
+        return lambda logits: inception_score_from_logits(logits, splits)[0]
+    raise ValueError(f"no resampled statistic for {metric!r}; choose fid, kid or is")
+
+
 def scores(real: np.ndarray, fake_features: Features, protocol: Protocol, n_boot: int = 50, seed: int = 0) -> Scores:
     """FID, KID and the IS-style score of a generated set's features against the reference's pool3 ``real``."""
     fake, logits = fake_features.pool3, fake_features.logits
-    mu_r, sig_r = gaussian_stats(real)
-    fid = frechet_distance_to(mu_r, sig_r, fake)
-    fid_ci = bootstrap_ci(lambda f: frechet_distance_to(mu_r, sig_r, f), fake, n_boot, seed)
-    size = min(100, len(real), len(fake))
-    kid, _ = kid_from_features(real, fake, subset_size=size, seed=seed)
-    kid_ci = bootstrap_ci(lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0], fake, n_boot, seed)
+    fid_of = resampled_statistic("fid", real, len(fake), seed)
+    fid, fid_ci = fid_of(fake), bootstrap_ci(fid_of, fake, n_boot, seed)
+    kid, _ = kid_from_features(real, fake, subset_size=min(100, len(real), len(fake)), seed=seed)
+    kid_ci = bootstrap_ci(resampled_statistic("kid", real, len(fake), seed), fake, n_boot, seed)
     splits = max(1, min(10, len(fake) // 50))
     is_mean, _ = inception_score_from_logits(logits, splits)
-    is_ci = bootstrap_ci(lambda l: inception_score_from_logits(l, splits)[0], logits, n_boot, seed)
+    is_ci = bootstrap_ci(resampled_statistic("is", real, len(logits), seed), logits, n_boot, seed)
     precision, recall = precision_recall(real, fake)
     return Scores(fid, fid_ci, kid, kid_ci, is_mean, is_ci, protocol, precision, recall)
 
