@@ -6,7 +6,9 @@
   sampler and step count, the reference's features read back from the store (``stored_features``).
 
 Both score the same prompts with the same noise seeds against the same reference (training images), so their
-FID/KID can be compared; the alignment judge (a one-off per process) is left out of both.
+FID/KID can be compared; the alignment judge (a one-off per process) is left out of both. A third evaluation,
+"after" sampled in fp32, separates the two changes that move the metric: the sampler (after fp32 - before) and
+the precision (after - after fp32), each a paired difference on the same prompts and noise.
 
     .venv/bin/python benchmarks/eval_cost.py --run .cache/ldlib/runs/<run> [--n-samples 256] \
         [--method dpmpp_2m --steps 50] -> results/bench/eval-cost.json and .md
@@ -15,7 +17,6 @@ FID/KID can be compared; the alignment judge (a one-off per process) is left out
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_name, save_report  # noqa: E402
 
 
 def one(run: Path, reference, n_samples: int, method: str, steps: int, bf16: str | None, stored: bool,
@@ -49,8 +53,9 @@ def one(run: Path, reference, n_samples: int, method: str, steps: int, bf16: str
     ev = evaluate_model(model, configs["diffusion"], make_encoder("minilm"), reference, n_samples, steps=steps,
                         guidance=3.0, seed=seed, reference_features=real, method=method, label=run.name)
     s = ev.scores
+    ev.reference = real
     seconds = {"reference features": ref_s, **ev.seconds}
-    return {"method": method, "steps": steps, "precision": precision, "reference": "stored" if stored else "computed",
+    return ev, {"method": method, "steps": steps, "precision": precision, "reference": "stored" if stored else "computed",
             "seconds": seconds, "total_s": sum(seconds.values()), "s_per_image_sampling": ev.seconds["sampling"] / n_samples,
             "fid": s.fid, "fid_ci": s.fid_ci, "kid": s.kid, "kid_ci": s.kid_ci}
 
@@ -76,22 +81,19 @@ def main(argv=None) -> None:
     reference = reference_sets(data_spec(args.data), [res], args.n_reference, "train")[res]
     forced = os.environ.get("LDLIB_CPU_BF16")  # the caller's choice for "after"
     stored_features(reference.images, progress=False)  # stored once, untimed: every later evaluation reads it
-    before = one(run, reference, args.n_samples, "ddim", 25, "0", False, args.seed)
-    after = one(run, reference, args.n_samples, args.method, args.steps, forced, True, args.seed)
+    ev_b, before = one(run, reference, args.n_samples, "ddim", 25, "0", False, args.seed)
+    ev_a, after = one(run, reference, args.n_samples, args.method, args.steps, forced, True, args.seed)
+    ev_f, after_fp32 = one(run, reference, args.n_samples, args.method, args.steps, "0", True, args.seed)
+    from ldlib.evaluation import paired_difference
+
+    pairs = {"after - before": (ev_a, ev_b), "sampler: after fp32 - before": (ev_f, ev_b),
+             "precision: after - after fp32": (ev_a, ev_f)}
+    differences = {name: {m: paired_difference([a], [b], m, seed=args.seed)[:2] for m in ("fid", "kid")}
+                   for name, (a, b) in pairs.items()}
     report = {"run": run.name, "resolution": res, "n_samples": args.n_samples, "n_reference": len(reference),
-              "cpu": cpu_name(), "before": before, "after": after}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+              "cpu": cpu_name(), "before": before, "after": after, "after_fp32": after_fp32,
+              "differences": differences}
+    save_report(args.out, report, markdown(report))
 
 
 def markdown(r: dict) -> str:
@@ -113,6 +115,15 @@ def markdown(r: dict) -> str:
               f"| KID ×10³ [95% CI] | {b['kid'] * 1e3:.2f} [{b['kid_ci'][0] * 1e3:.2f}, {b['kid_ci'][1] * 1e3:.2f}] "
               f"| {a['kid'] * 1e3:.2f} [{a['kid_ci'][0] * 1e3:.2f}, {a['kid_ci'][1] * 1e3:.2f}] |",
               "", f"after / before wall time: {a['total_s'] / b['total_s']:.2f}"]
+    if "after_fp32" in r:
+        f = r["after_fp32"]
+        lines += ["", f"The same \"after\" sampled in fp32: {f['total_s']:.1f} s, FID {f['fid']:.2f} "
+                      f"[{f['fid_ci'][0]:.2f}, {f['fid_ci'][1]:.2f}], KID ×10³ {f['kid'] * 1e3:.2f}.", "",
+                  "| paired difference (same prompts and noise) | FID [95% CI] | KID ×10³ [95% CI] |", "|---|---|---|"]
+        for name, d in r["differences"].items():
+            (fd, fc), (kd, kc) = d["fid"], d["kid"]
+            lines.append(f"| {name} | {fd:+.2f} [{fc[0]:+.2f}, {fc[1]:+.2f}] | {kd * 1e3:+.2f} "
+                         f"[{kc[0] * 1e3:+.2f}, {kc[1] * 1e3:+.2f}] |")
     return "\n".join(lines) + "\n"
 
 

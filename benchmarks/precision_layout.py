@@ -12,7 +12,6 @@ image at 50 steps) at batch 8, for the single-resolution and the layered model a
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import sys
 import time
@@ -22,6 +21,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_name  # noqa: E402
 
 from ldlib.config import DiffusionConfig, model_config  # noqa: E402
 from ldlib.data import HashTextEncoder  # noqa: E402
@@ -83,16 +85,6 @@ def sampling(cfg, reps: int, batch: int = 8, steps: int = 10) -> dict:
         arms[(precision, layout_name(layout))] = model.to(memory_format=layout)
     run = lambda key, model: sample(model, diff, text, steps=steps, guidance=3.0, precision=key[0])  # noqa: E731
     return {k: s / batch * 50 / steps for k, s in interleaved(arms, run, reps).items()}  # s/image at 50 steps
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def main(argv: list[str] | None = None) -> str:

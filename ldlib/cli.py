@@ -157,6 +157,27 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    """Train notebook 05's runs for a profile ahead of the notebook (the notebook then finds them in the run cache)."""
+    from .data.datasets import data_spec
+    from .reproduction import table1
+    from .reproduction.study import Budget
+
+    from .reproduction.runner import parse_overrides
+
+    overrides = parse_overrides(args.param, ["05_table1"], NOTEBOOKS)["05_table1"]
+    p = NOTEBOOKS["05_table1"].parameters(args.profile, overrides, seed=args.seed)
+    spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
+    budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
+    for rule in args.rules or p["rules"]:
+        table = table1.train_rows(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
+                                  rule, progress=not args.quiet, only=tuple(args.rows or ()))
+        for row in table:
+            for images, runs in sorted(row.runs.items()):
+                print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ldlib", description="Layered diffusion (arXiv 2407.06079), reproduced.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebooks", type=Path, help="notebooks folder (default: the clone's notebooks/)")
     rep.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     rep.set_defaults(func=_reproduce)
+
+    pre = sub.add_parser("pretrain", help="train Table 1's runs (notebook 05) for a profile ahead of the notebook; "
+                                          "resumable, seeds first, each seed's budgets in increasing order")
+    pre.add_argument("--profile", choices=PROFILES, default="default")
+    pre.add_argument("--rows", nargs="+", metavar="ROW", help="e.g. single32 layered32 (default: all five)")
+    pre.add_argument("--rules", nargs="+", choices=("paper", "none"), help="schedule rules (default: the profile's)")
+    pre.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--quiet", action="store_true")
+    pre.set_defaults(func=_pretrain)
 
     lst = sub.add_parser("list", help="list the notebooks, their parameters and per-profile values")
     lst.set_defaults(func=_list)

@@ -50,7 +50,7 @@ def test_committed_notebooks_have_no_outputs():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(profile="fast"), "unknown profile 'fast'; choose one of smoke, default, paper"),
+        (dict(profile="fast"), "unknown profile 'fast'; choose one of smoke, quick, default, paper"),
         (dict(profile="smoke", only=["99"]), "matches none"),
         (dict(profile="smoke", only=["0"]), "matches several"),
         (dict(profile="smoke", overrides=["n_feilds=3"]), "unknown parameter 'n_feilds'.*n_fields"),

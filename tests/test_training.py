@@ -17,7 +17,8 @@ from ldlib.loss import layered_loss, resolution_weights, training_inputs
 from ldlib.network import build_model
 from ldlib.sampler import sample
 from ldlib.training import NonFiniteLoss, load_model, stack_from, train
-from ldlib.training.checkpoint import CheckpointError, latest_checkpoint, load_weights
+from ldlib.training.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints, load_weights, milestones,
+                                      read_weights)
 from ldlib.reproduction.paper_numbers import TABLE1
 
 
@@ -78,6 +79,28 @@ def test_resume_after_interruption_is_identical(data, tmp_path):
         load_weights(b, resumed.checkpoint / name)
         for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
             assert torch.equal(va, vb), ka
+
+
+def test_a_budget_curve_is_one_trajectory(data, tmp_path):
+    """Budgets asked in increasing order resume one run; each budget's end is kept (a milestone) and equals
+    a run trained straight to it, so a budget curve needs one run per seed."""
+    d, text, index = data
+    run = tmp_path / "run"
+    short = train(*cfgs(steps=4, checkpoint_every=1)[:3], d, text, index, run, progress=False)
+    longer = train(*cfgs(steps=8, checkpoint_every=1)[:3], d, text, index, run, progress=False)
+    straight = train(*cfgs(steps=8, checkpoint_every=1)[:3], d, text, index, tmp_path / "straight", progress=False)
+    assert longer.resumed_from == 4 and longer.losses == straight.losses
+    assert sorted(milestones(run)) == [4, 8] and sorted(milestones(tmp_path / "straight")) == [8]
+    # pruning keeps the newest two and the milestones: 4 survived steps 5..8
+    assert [p.name for p in list_checkpoints(run)] == ["step-00000004", "step-00000007", "step-00000008"]
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert read_weights(longer.checkpoint / name).keys() == read_weights(straight.checkpoint / name).keys()
+        for k, v in read_weights(longer.checkpoint / name).items():
+            assert torch.equal(v, read_weights(straight.checkpoint / name)[k]), k
+    again = train(*cfgs(steps=4)[:3], d, text, index, run, progress=False)  # read back, not retrained
+    assert again.checkpoint == short.checkpoint and again.losses == short.losses and again.step == 4
+    with pytest.raises(CheckpointError, match=r"past step 6 .*milestones: 4, 8"):
+        train(*cfgs(steps=6)[:3], d, text, index, run, progress=False)
 
 
 def test_bad_checkpoints_fail_clearly(data, tmp_path):

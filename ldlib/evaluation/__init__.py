@@ -6,7 +6,7 @@ the paper's modules, ``ldlib.data`` and ``ldlib.runtime``; nothing above.
 
 from . import metrics
 from .evaluator import (Evaluation, Evaluator, Judge, better, corruption_sanity, evaluate_model, generate,
-                        metric_value, ordered, paired_difference, reference_sets)
+                        metric_value, ordered, paired_difference, reference_sets, across_seed_value)
 
 __all__ = ["metrics", "Evaluation", "Evaluator", "Judge", "better", "corruption_sanity", "evaluate_model", "generate",
-           "metric_value", "ordered", "paired_difference", "reference_sets"]
+           "metric_value", "ordered", "paired_difference", "reference_sets", "across_seed_value"]

@@ -155,6 +155,13 @@ def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: 
     return mean, ci, len(a)
 
 
+def across_seed_value(evaluations: Sequence[Evaluation], metric: str) -> tuple[float, tuple[float, float]]:
+    """One model's ``metric`` over its training seeds: the mean and its 95% interval (``metrics.across_seeds``:
+    Student's t across seeds, each seed's sample interval nested inside; one seed gives that seed's interval)."""
+    values = [metric_value(e, metric) for e in evaluations]
+    return metrics.across_seeds([v for v, _, _ in values], [(ci[1] - ci[0]) / (2 * 1.96) for _, ci, _ in values])
+
+
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
              batch_size: int = 32, progress: bool = True, method: str = "ddim", label: str = "model") -> torch.Tensor:
     """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
@@ -395,6 +402,16 @@ class Evaluator:
     def floor(self, resolution: int) -> tuple[float, float]:
         """FID and KID of two halves of the reference: the noise floor at this sample count."""
         return metrics.half_split_floor(self.features(resolution), self.seed)
+
+    def describe(self) -> dict:
+        """The protocol in words and numbers, for ``metrics.json`` and the notebooks' text."""
+        return {"reference": f"{self.n_reference} {SPLITS[self.split]} (fixed seeded subset), at each model's "
+                             f"resolution", "prompts": "the reference images' captions, in order",
+                "generated": self.n_samples, "sampler": f"{self.method}, {self.steps} steps, guidance {self.guidance}",
+                "sampling noise": f"batch j seeded {self.seed} + j (the same for every model)",
+                "metrics": "FID, KID, precision/recall (k=3) on TF-Inception pool3; IS-style on EfficientNet-Lite0",
+                "intervals": f"bootstrap over the generated set ({self.n_boot} resamples); across training seeds, "
+                             f"Student's t with the bootstrap nested inside"}
 
     def key(self, run) -> str:
         """The name of the folder this evaluation of ``run`` is stored in: the protocol, the checkpoint and the

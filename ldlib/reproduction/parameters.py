@@ -4,8 +4,10 @@ Every notebook has a cell tagged ``parameters`` whose names must equal the ones 
 it). ``ldlib reproduce`` validates a whole run against these declarations before any notebook starts, so a
 typo or a bad value fails at once with a message naming the parameter and what it accepts.
 
-Profiles: ``smoke`` runs the whole suite in minutes (CI), ``default`` in hours on a 2-core CPU, and
-``paper`` at the paper's resolutions (a GPU for the training notebooks).
+Profiles: ``smoke`` runs the whole suite in minutes (CI); ``quick`` is a first pass on a 2-core CPU with short
+budgets and one training seed (indicative results); ``default`` is the decisive run on a 2-core CPU (three
+training seeds, budget curves, 1,000 samples per final number; many hours, resumable); ``paper`` runs at the
+paper's resolutions (a GPU for the training notebooks).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from ..config import PRESETS
 from ..data.images import EXAMPLE_IMAGES
 from ..noise import ANALYSIS_KINDS
 from ..sampler import METHODS
+from .table1 import RULES as TABLE1_RULES
 
-PROFILES = ("smoke", "default", "paper")
+PROFILES = ("smoke", "quick", "default", "paper")
+#: profiles whose results are a first pass, labelled indicative in the notebooks and the report
+INDICATIVE = ("smoke", "quick")
 
 
 class ParameterError(ValueError):
@@ -168,13 +173,40 @@ TRAINING = {
     "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
     "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
 }
+#: Replication: several training seeds and a budget curve from each seed's one run (``ldlib.reproduction.
+#: run_cache``), for the notebooks whose claims rest on them.
+REPLICATION = {
+    "seeds": Param("int", "training seeds per model (seed, seed + 1, ...); claims use the paired difference "
+                          "across them", low=1, high=20),
+    "curve_images": Param("list[int]", "smaller budgets (images seen) also evaluated, from the same runs: the "
+                                       "budget curve", low=1, nonempty=False),
+    "n_samples_curve": Param("int", "generated images per model at the curve's smaller budgets", low=4),
+}
+REPLICATION_VALUES = {
+    "smoke": dict(seeds=2, curve_images=[8], n_samples_curve=16),
+    "quick": dict(seeds=1, curve_images=[], n_samples_curve=256),
+    "default": dict(seeds=3, curve_images=[12_800, 51_200], n_samples_curve=256),
+    "paper": dict(seeds=1, curve_images=[], n_samples_curve=1000),
+}
+
+
+def _curve_below_budget(p: Mapping[str, Any]) -> None:
+    for images in p["curve_images"]:
+        if not p["batch_size"] <= images < p["budget_images"]:
+            raise ParameterError(f"parameter 'curve_images': {images} must be at least one batch ({p['batch_size']}) "
+                                 f"and below budget_images={p['budget_images']}")
+
+
 TRAINING_VALUES = {
     "smoke": dict(preset="smoke", dataset="shapes", data_root="", data_size=64, n_reference=32, budget_images=24,
                   batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16, sample_steps=4, sampler="dpmpp_2m", guidance=3.0, n_boot=10,
                   judge_steps=20),
+    "quick": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
+                  budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=75,
+                  sampler="dpmpp_2m", guidance=3.0, n_boot=50, judge_steps=600),
     "default": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
-                    budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=75, sampler="dpmpp_2m",
-                    guidance=3.0, n_boot=50, judge_steps=600),
+                    budget_images=102_400, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=1000,
+                    sample_steps=75, sampler="dpmpp_2m", guidance=3.0, n_boot=50, judge_steps=600),
     "paper": dict(preset="paper", dataset="coco", data_root="data/coco", data_size=2048, n_reference=1000,
                   budget_images=640_000, batch_size=32, lr=1e-4, text_encoder="minilm", n_samples=10_000,
                   sample_steps=100, sampler="ddim", guidance=3.0, n_boot=50, judge_steps=3000),
@@ -186,10 +218,17 @@ def _dataset_root(p: Mapping[str, Any]) -> None:
         raise ParameterError(f"parameter 'data_root' must name the {p['dataset']} folder when dataset={p['dataset']!r}")
 
 
-def _training_spec(name: str, title: str, params: dict, profiles: dict, cross_checks: tuple = ()) -> NotebookSpec:
-    """A notebook with its own parameters plus :data:`TRAINING` (profile values from :data:`TRAINING_VALUES`)."""
-    return NotebookSpec(name, title, {**params, **TRAINING},
-                        {p: {**profiles[p], **TRAINING_VALUES[p]} for p in PROFILES},
+def _training_spec(name: str, title: str, params: dict, profiles: dict, cross_checks: tuple = (),
+                   replication: bool = False) -> NotebookSpec:
+    """A notebook with its own parameters plus :data:`TRAINING` (profile values from :data:`TRAINING_VALUES`),
+    and :data:`REPLICATION` when it trains several seeds along budget curves. ``quick`` takes the notebook's own
+    ``default`` values unless it gives its own."""
+    own = {p: profiles.get(p, profiles["default"]) for p in PROFILES}
+    if replication:
+        return NotebookSpec(name, title, {**params, **TRAINING, **REPLICATION},
+                            {p: {**own[p], **TRAINING_VALUES[p], **REPLICATION_VALUES[p]} for p in PROFILES},
+                            (*cross_checks, _dataset_root, _curve_below_budget))
+    return NotebookSpec(name, title, {**params, **TRAINING}, {p: {**own[p], **TRAINING_VALUES[p]} for p in PROFILES},
                         (*cross_checks, _dataset_root))
 
 
@@ -285,16 +324,21 @@ NOTEBOOKS["05_table1"] = _training_spec(
     title="Table 1: layered vs single-resolution models on FLOPs, FID, KID, IS and text alignment",
     params={
         "flops_preset": Param("str", "preset whose FLOPs are compared with Table 1", choices=tuple(PRESETS)),
+        "rules": Param("list[str]", "schedule rules, each applied to single and layered rows alike",
+                       choices=tuple(TABLE1_RULES)),
         "noise_levels": Param("list[float]", "noise std of the FID sanity curve", low=0.0, high=4.0, nonempty=False),
         "blur_levels": Param("list[float]", "down-up factors of the FID sanity curve", low=1.0, high=64.0,
                              nonempty=False),
     },
     profiles={
-        "smoke": dict(flops_preset="paper", noise_levels=[0.2], blur_levels=[4.0]),
-        "default": dict(flops_preset="paper", noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
-        "paper": dict(flops_preset="paper", noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0, 8.0]),
+        "smoke": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.2], blur_levels=[4.0]),
+        "default": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.05, 0.1, 0.2, 0.4],
+                        blur_levels=[2.0, 4.0]),
+        "paper": dict(flops_preset="paper", rules=["paper"], noise_levels=[0.05, 0.1, 0.2, 0.4],
+                      blur_levels=[2.0, 4.0, 8.0]),
     },
     cross_checks=(_table1_levels,),
+    replication=True,
 )
 
 

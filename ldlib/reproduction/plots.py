@@ -249,3 +249,37 @@ def crop_pyramid(images: torch.Tensor, resolutions: Sequence[int], crop_size: in
                 ax.set_title(f"{res}px" + (f", crop {boxes[c].size}" if boxes[c] else ", whole"), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def budget_curves(points: Mapping[str, Mapping[int, Sequence[float]]],
+                  differences: Mapping[str, Mapping[int, tuple[float, tuple[float, float]]]], metric: str = "FID"):
+    """Left: each model's ``metric`` against images seen, one dot per training seed and a line through the seeds'
+    means. Right: each layered - single pair's paired difference per budget with its 95% interval (below 0:
+    the layered model is better), so a reader sees whether the ordering holds as training grows."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (name, curve) in enumerate(points.items()):
+        budgets = sorted(curve)
+        color, style = f"C{i}", "-" if name.startswith("layered") else "--"
+        ax.plot(budgets, [np.mean(curve[b]) for b in budgets], style, color=color, label=name, marker="o", ms=3)
+        for b in budgets:
+            ax.scatter([b] * len(curve[b]), curve[b], color=color, s=9, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("images seen")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs training budget (dots: seeds)")
+    ax.legend(fontsize=8)
+    for i, (name, curve) in enumerate(differences.items()):
+        budgets = sorted(curve)
+        means = np.array([curve[b][0] for b in budgets])
+        lo = means - np.array([curve[b][1][0] for b in budgets])
+        hi = np.array([curve[b][1][1] for b in budgets]) - means
+        shift = 1 + 0.03 * (i - (len(differences) - 1) / 2)  # side by side on the log axis
+        bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name, color=f"C{i}")
+    bx.axhline(0, color="grey", lw=0.8)
+    bx.set_xscale("log")
+    bx.set_xlabel("images seen")
+    bx.set_ylabel(f"{metric} difference")
+    bx.set_title("layered - single, paired, 95% interval (< 0: layered better)")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -141,6 +141,8 @@ class Recorder:
         self.metrics: list[Metric] = []
         self.claims: list[Claim] = []
         self.figures: list[str] = []
+        #: how the notebook's numbers were measured (reference, samples, sampler, seeds, budgets), saved with them
+        self.protocol: dict = {}
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -192,6 +194,7 @@ class Recorder:
             return None
         payload = {
             "notebook": self.notebook,
+            "protocol": self.protocol,
             "metrics": [asdict(m) for m in self.metrics],
             "claims": [asdict(c) for c in self.claims],
             "figures": self.figures,

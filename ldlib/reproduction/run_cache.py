@@ -1,10 +1,12 @@
 """Trained models shared between notebooks, cached by what determines them.
 
-A run's folder name carries a hash of its configs, its data specification and the source code of every
+A run's folder name carries a hash of its configs (less the step count and checkpoint cadence: a run folder
+is one trajectory, and a larger budget resumes it), its data specification and the source code of every
 module training depends on (``ldlib.training.train`` and ``ldlib.training.checkpoint`` with everything they
 import: the network, loss, noise, schedules, stacking, device, data, ...; :data:`TRAINING_CODE`). The same
 request from another notebook finds the finished run and reuses it; a change of config or of that code gives
-a new hash, hence a fresh run. Interrupted runs resume from their last checkpoint. The cache lives in
+a new hash, hence a fresh run. Interrupted runs resume from their last checkpoint; the checkpoint that ends each
+requested budget is kept, so budgets asked in increasing order (a budget curve) come from one run. The cache lives in
 ``$LDLIB_CACHE`` or the clone's ``.cache/ldlib/`` (git-ignored; checkpoints are never committed).
 """
 
@@ -19,7 +21,11 @@ from ..data.datasets import from_spec
 from ..data.text import encode_unique, make_encoder
 from ..runtime.cache import cache_root, code_fingerprint
 from ..training import TrainResult, stack_from, train
-from ..training.checkpoint import latest_checkpoint, load_state, read_history
+from ..training.checkpoint import checkpoint_at, read_history
+
+#: TrainConfig fields left out of a run's hash: they say where a trajectory stops and how often it is saved, not
+#: what it is
+TRAJECTORY_FREE = ("steps", "checkpoint_every")
 
 #: The modules a training run executes, from data to checkpoints; their sources and those of every ldlib module
 #: they import (``ldlib.runtime.cache.module_closure``) make the run's code fingerprint.
@@ -29,11 +35,14 @@ TRAINING_CODE = ("ldlib.training.train", "ldlib.training.checkpoint", "ldlib.dat
 def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,
                 init_from: Path | None = None) -> Path:
     """The run's folder, ``<name>-<hash>``. The hash alone identifies a run: a folder with the same hash under
-    another name (another notebook asked for the same model first) is the same run and is reused."""
-    key = {"model": to_dict(model), "diffusion": to_dict(diffusion), "train": to_dict(training), "data": data,
+    another name (another notebook asked for the same model first) is the same run and is reused. ``init_from``
+    is the checkpoint a stacked model starts from."""
+    train = {k: v for k, v in to_dict(training).items() if k not in TRAJECTORY_FREE}
+    key = {"model": to_dict(model), "diffusion": to_dict(diffusion), "train": train, "data": data,
            "code": code_fingerprint(TRAINING_CODE)}
     if init_from is not None:  # a stacked model differs from a fresh one with the same configs
-        key["init_from"] = Path(init_from).name
+        init_from = Path(init_from)
+        key["init_from"] = f"{init_from.parent.name}/{init_from.name}"
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root() / "runs"
     existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
@@ -49,13 +58,15 @@ def trained_model(
     progress: bool = True,
     init_from: TrainResult | None = None,
 ) -> TrainResult:
-    """Train the run described by the arguments, or return it from the cache if it is already done.
-    ``data`` is a ``ldlib.data.data_spec``; ``init_from``: a finished smaller run of the same preset to stack
-    from (section 3.2)."""
-    source = init_from.run_dir if init_from is not None else None
+    """Train the run described by the arguments to ``training.steps``, or return that checkpoint from the cache
+    if the run reached it before. ``data`` is a ``ldlib.data.data_spec``; ``init_from``: a finished smaller run
+    of the same preset to stack from (section 3.2; its checkpoint, so each of its budgets is another source)."""
+    if init_from is not None and init_from.checkpoint is None:
+        raise ValueError(f"init_from ({init_from.run_dir}) has no checkpoint to stack from; train it first")
+    source = init_from.checkpoint if init_from is not None else None
     run_dir = run_dir_for(name, model, diffusion, training, data, source)
-    done = latest_checkpoint(run_dir)
-    if done is not None and int(load_state(done)["step"]) >= training.steps:
+    done = checkpoint_at(run_dir, training.steps)
+    if done is not None:
         return TrainResult.from_history(run_dir, training.steps, read_history(done), done, training.steps)
     images = from_spec(data, model.resolutions[-1])
     text, index = encode_unique(make_encoder(training.text_encoder), images.captions)

@@ -27,12 +27,21 @@ from .run_cache import trained_model
 Arm = Union[Evaluation, Sequence[Evaluation]]
 
 
+#: learning-rate warm-up, in steps, whatever the budget (3,200 images at batch 32; benchmarks/recipe_sweep.py)
+WARMUP_STEPS = 100
+#: steps between checkpoints: what an interruption can lose (about 3 minutes of the slowest cpu16 model)
+CHECKPOINT_EVERY = 250
+
+
 def budget_config(budget_images: int, batch_size: int, lr: float, seed: int = 0, text_encoder: str = "minilm",
                   **overrides) -> TrainConfig:
     """The training config of a run that sees ``budget_images`` images: every notebook builds its configs here,
-    so the same request from two notebooks hashes to the same run."""
+    so the same request from two notebooks hashes to the same run. Nothing but ``steps`` depends on the budget
+    (linear warm-up over the first :data:`WARMUP_STEPS` steps, then a constant learning rate; a checkpoint every
+    :data:`CHECKPOINT_EVERY` steps), so a smaller budget is a point on a larger one's trajectory: one run per
+    seed gives the whole budget curve (``ldlib.reproduction.run_cache``)."""
     steps = max(1, budget_images // batch_size)
-    schedule = {"checkpoint_every": max(50, steps // 4), "warmup_steps": min(100, steps // 10 + 1), **overrides}
+    schedule = {"checkpoint_every": CHECKPOINT_EVERY, "warmup_steps": WARMUP_STEPS, **overrides}
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, text_encoder=text_encoder, **schedule)
 
 

@@ -12,26 +12,36 @@ The rows follow the paper's: ``single<r0>`` (the base model, K = 1), ``single<r1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
-from ..config import DiffusionConfig, UNetConfig
-from ..evaluation import Evaluation, Evaluator, Judge
+from ..config import DiffusionConfig, UNetConfig, model_config
+from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
 from ..flops import count_flops, table1_models
+from ..schedules import paper_shift
 from ..training import TrainResult
 from . import paper_numbers as paper
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
 from .run_cache import trained_model
-from .study import Budget, compare, record_scores
+from .study import Budget, compare
+
+
+#: Table 1's schedule rules, each applied to single and layered rows alike (one factor at a time): the paper's
+#: shifts by resolution ratio to the base, or none
+RULES = {"paper": "the paper's shifts by ratio to the base resolution, single rows too",
+         "none": "no shift at any resolution"}
 
 
 @dataclass
 class Row:
+    """One model of Table 1; ``runs`` and ``evaluations`` map a budget (images seen) to one entry per training
+    seed, in seed order."""
+
     name: str
     model: UNetConfig
     flops: int
-    run: TrainResult | None = None
-    evaluation: Evaluation | None = None
+    runs: dict[int, list[TrainResult]] = field(default_factory=dict)
+    evaluations: dict[int, list[Evaluation]] = field(default_factory=dict)
 
 
 def rows(preset: str) -> list[Row]:
@@ -43,74 +53,148 @@ def rows(preset: str) -> list[Row]:
 # ----------------------------------------------------------------------------------------- training
 
 
-def train_rows(preset: str, data: dict, budget_images: int, batch_size: int, lr: float, seed: int = 0,
-               text_encoder: str = "minilm", progress: bool = True, only: tuple[str, ...] = ()) -> list[Row]:
-    """Train (or fetch from the run cache) every row, or the rows named in ``only``, with the same number of
-    images seen."""
-    training = Budget(budget_images, batch_size, lr, seed, text_encoder).config()
+def diffusion_for(model: UNetConfig, base: int, rule: str) -> DiffusionConfig:
+    """A row's schedules under ``rule`` (:data:`RULES`): ``"paper"`` shifts every resolution by the paper's value
+    for its ratio to ``base`` (a single 64 px model gets log 1/32, like the layered model's 64 px layer; section
+    2.3), ``"none"`` leaves every resolution unshifted."""
+    res = tuple(model.resolutions)
+    if rule == "paper":
+        return DiffusionConfig(res, tuple(paper_shift(r // base) for r in res))
+    if rule == "none":
+        return DiffusionConfig(res, tuple(0.0 for _ in res))
+    raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+
+
+def train_row(preset: str, row: Row, data: dict, budget: Budget, rule: str = "paper", seed_index: int = 0,
+              progress: bool = True, overrides: Mapping | None = None) -> TrainResult:
+    """One row trained (or read from the run cache) for ``budget.images`` with training seed ``budget.seed +
+    seed_index``: a budget is a point on the seed's one trajectory (``ldlib.reproduction.run_cache``).
+    ``overrides`` change the training recipe (``TrainConfig`` fields; the recipe sweep's variants)."""
+    base = model_config(preset, 1).resolutions[0]
+    training = replace(budget, seed=budget.seed + seed_index).config(**(overrides or {}))
+    name = f"{preset}-{row.name}" + ("" if rule == "paper" else f"-{rule}")
+    return trained_model(name, row.model, diffusion_for(row.model, base, rule), training, data, progress=progress)
+
+
+def train_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int] = (), seeds: int = 1,
+               rule: str = "paper", progress: bool = True, only: tuple[str, ...] = ()) -> list[Row]:
+    """Train (or fetch from the run cache) every row, or the rows named in ``only``, for ``seeds`` training seeds
+    at every budget of ``budgets`` (images seen; ``budget.images`` when empty), the same for every row. Seeds
+    come first and each seed's budgets in increasing order, so every run grows along one trajectory and the
+    first seeds of every row are done before the last."""
     table = [r for r in rows(preset) if not only or r.name in only]
     if only and len(table) != len(only):
         raise ValueError(f"rows of {preset}: {', '.join(r.name for r in rows(preset))}; asked for {list(only)}")
-    for row in table:
-        diffusion = DiffusionConfig.paper(row.model.resolutions)
-        row.run = trained_model(f"{preset}-{row.name}", row.model, diffusion, training, data, progress=progress)
+    for k in range(seeds):
+        for row in table:
+            for images in sorted(set(budgets or [budget.images])):
+                run = train_row(preset, row, data, replace(budget, images=images), rule, k, progress)
+                row.runs.setdefault(images, []).append(run)
     return table
 
 
-def evaluate_rows(table: list[Row], evaluator: Evaluator) -> list[Row]:
-    """Score every trained row with one protocol (each against the reference at its own resolution)."""
+def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None) -> list[Row]:
+    """Score every run with one protocol, each against the reference at its own resolution: the largest budget
+    with ``final`` (more samples, when given), the budget curve's smaller ones with ``evaluator``."""
     for row in table:
-        row.evaluation = evaluator(row.run)
+        last = max(row.runs)
+        for images, runs in sorted(row.runs.items(), reverse=True):  # the decisive budget first
+            protocol = final if final is not None and images == last else evaluator
+            row.evaluations[images] = [protocol(run) for run in runs]
     return table
+
+
+def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
+    """(layered, single) rows at the same target resolution, in the paper's order."""
+    return [(row, table[i - 1]) for i, row in enumerate(table) if row.name.startswith("layered") and i > 0]
 
 
 # ---------------------------------------------------------------------------------------- reporting
 
 
+def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
+    mean, ci = across_seed_value(evaluations, metric)
+    values = [metric_value(e, metric)[0] * scale for e in evaluations]
+    spread = f" (seeds {min(values):.4g}-{max(values):.4g})" if len(values) > 1 else ""
+    return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}{spread}"
+
+
 def table_markdown(table: list[Row]) -> str:
-    """Our Table 1 (value and 95% interval per metric) with the paper's row beside it, labelled."""
-    head = ("| model | GFLOPs | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | alignment | 95% CI "
+    """Our Table 1 at the largest budget (mean over training seeds, its 95% interval and the seeds' range per
+    metric) with the paper's row beside it, labelled."""
+    head = ("| model | GFLOPs | seeds | FID | 95% CI | KID ×10³ | 95% CI | precision | recall | alignment | 95% CI "
             "| *paper row* | *paper GFLOPs* | *paper FID* | *paper IS* |")
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 15]
     for row, (ref_name, ref) in zip(table, paper.TABLE1.items()):
-        s, ev = row.evaluation.scores, row.evaluation
-        lines.append(
-            f"| {row.name} | {row.flops / 1e9:.3g} | {fmt(s.fid)} | {fmt_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} "
-            f"| {fmt_ci(s.kid_ci, 1e3)} | {fmt(s.inception_score)} | {fmt_ci(s.is_ci)} | {fmt(ev.alignment)} "
-            f"| {fmt_ci(ev.alignment_ci)} | *{ref_name}* | *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* "
-            f"| *{ref['is'][0]} ± {ref['is'][1]}* |")
+        evs = row.evaluations[max(row.evaluations)]
+        prec = sum(e.scores.precision for e in evs) / len(evs)
+        rec_ = sum(e.scores.recall for e in evs) / len(evs)
+        align = _seeds_cell(evs, "alignment") if all(e.alignment is not None for e in evs) else "— | —"
+        lines.append(f"| {row.name} | {row.flops / 1e9:.3g} | {len(evs)} | {_seeds_cell(evs, 'fid')} "
+                     f"| {_seeds_cell(evs, 'kid', 1e3)} | {prec:.3f} | {rec_:.3f} | {align} | *{ref_name}* "
+                     f"| *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* | *{ref['is'][0]} ± {ref['is'][1]}* |")
     return "\n".join(lines)
 
 
-def record_table1(rec: Recorder, table: list[Row], preset: str, judge: Judge | None = None,
+def curve_points(table: list[Row], metric: str) -> dict[str, dict[int, list[float]]]:
+    """Every row's ``metric`` per budget, one value per training seed: the budget curves' data."""
+    return {row.name: {images: [metric_value(e, metric)[0] for e in evs] for images, evs in sorted(row.evaluations.items())}
+            for row in table}
+
+
+def curve_differences(table: list[Row], metric: str) -> dict[str, dict[int, tuple[float, tuple[float, float]]]]:
+    """Layered minus single ``metric`` per budget (paired across seeds, same prompts and noise): whether the
+    ordering holds as training grows."""
+    out = {}
+    for layered, single in pairs(table):
+        out[f"{layered.name} - {single.name}"] = {
+            images: paired_difference(layered.evaluations[images], single.evaluations[images], metric)[:2]
+            for images in sorted(layered.evaluations) if images in single.evaluations}
+    return out
+
+
+def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "paper", judge: Judge | None = None,
                   floors: dict[int, tuple[float, float]] | None = None) -> str:
-    """Metrics for every cell, the paper's Table 1 claims checked with our intervals, and a verdict text."""
+    """Metrics for every cell at the largest budget (mean over seeds), the layered - single difference at every
+    budget, the paper's Table 1 claims checked at the largest budget, and a verdict text. ``rule`` names the
+    schedule rule the rows were trained with (:data:`RULES`); keys carry it when it is not the paper's."""
     at_paper_scale = preset == "paper"
+    tag = "" if rule == "paper" else f" (shifts: {rule})"
     for row, (ref_name, ref) in zip(table, paper.TABLE1.items()):
-        record_scores(rec, row.name, row.evaluation, paper_fid=ref["fid"] if at_paper_scale else None,
-                      source="Table 1", alignment_note=judge.label if judge else "",
-                      note="" if at_paper_scale else f"paper's {ref_name} on COCO is not comparable at this scale")
-    if judge is not None:
+        last = max(row.evaluations)
+        evs = row.evaluations[last]
+        note = (f"{last} images seen, mean over {len(evs)} training seed{'s' if len(evs) > 1 else ''}"
+                + ("" if at_paper_scale else f"; paper's {ref_name} on COCO is not comparable at this scale"))
+        for metric, label in (("fid", "FID"), ("kid", "KID"), ("is", "IS (EfficientNet-Lite0)")):
+            mean, ci = across_seed_value(evs, metric)
+            rec.metric(f"{label} {row.name}{tag}", mean, ci=ci, note=note,
+                       paper=ref["fid"] if at_paper_scale and metric == "fid" else None, source="Table 1")
+        if all(e.alignment is not None for e in evs):
+            mean, ci = across_seed_value(evs, "alignment")
+            rec.metric(f"alignment {row.name}{tag}", mean, ci=ci, note=judge.label if judge else "")
+    for name, curve in curve_differences(table, "fid").items():
+        for images, (d, ci) in curve.items():
+            rec.metric(f"FID {name} at {images} images{tag}", d, ci=ci, note="paired across seeds; < 0: layered better")
+    if judge is not None and "alignment on real reference images (ceiling)" not in {m.key for m in rec.metrics}:
         rec.metric("alignment on real reference images (ceiling)", judge.ceiling, note=judge.label)
     for res, (fid, kid) in (floors or {}).items():
-        rec.metric(f"FID floor: two halves of the reference @ {res}px", fid, note="noise floor at half the sample count")
-        rec.metric(f"KID floor: two halves of the reference @ {res}px", kid)
+        if f"FID floor: two halves of the reference @ {res}px" not in {m.key for m in rec.metrics}:
+            rec.metric(f"FID floor: two halves of the reference @ {res}px", fid, note="noise floor at half the sample count")
+            rec.metric(f"KID floor: two halves of the reference @ {res}px", kid)
 
-    # rows come in the paper's order, so a layered row's single-resolution rival sits just before it
     paper_rows = list(paper.TABLE1.values())
     findings = []
-    for i, layered in enumerate(table):
-        if not layered.name.startswith("layered"):
-            continue
-        single, p_l, p_s = table[i - 1], paper_rows[i], paper_rows[i - 1]
-        res, p_res = layered.model.resolutions[-1], p_l["resolution"]
+    for layered, single in pairs(table):
+        i = table.index(layered)
+        p_l, p_s = paper_rows[i], paper_rows[i - 1]
+        res, p_res, last = layered.model.resolutions[-1], p_l["resolution"], max(layered.evaluations)
         for metric, pa, pb in (("FID", p_l["fid"], p_s["fid"]), ("IS", p_l["is"][0], p_s["is"][0])):
             delta = abs(pa - pb) / pb  # the paper's own relative effect is the margin of "no effect"
             paper_says = f"layered{p_res} {metric} {pa} vs single{p_res} {pb} (Table 1; {delta:.0%} apart)"
-            findings.append(f"@ {res}px " + compare(rec, f"layered beats single on {metric} @ {res}px", paper_says,
-                                                    (layered.name, layered.evaluation),
-                                                    (single.name, single.evaluation), metric.lower(), True,
-                                                    delta=delta))
+            findings.append(f"@ {res}px{tag} " + compare(
+                rec, f"layered beats single on {metric} @ {res}px{tag}", paper_says,
+                (layered.name, layered.evaluations[last]), (single.name, single.evaluations[last]),
+                metric.lower(), True, delta=delta))
     return "; ".join(findings)
 
 

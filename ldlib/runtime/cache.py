@@ -1,6 +1,6 @@
 """The cache of computed results (trained runs, stored features) and the fingerprints that key it: the
-source of every ldlib module a result was computed with, found by following imports, so that a change of that
-code gives a new key and the result is computed anew.
+code of every ldlib module a result was computed with, found by following imports, so that a change of that
+code gives a new key and the result is computed anew (a change of its documentation does not).
 """
 
 from __future__ import annotations
@@ -75,10 +75,24 @@ def module_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
+def executable_code(path: Path) -> bytes:
+    """The module's syntax tree without docstrings (``ast.dump``: comments, blank lines and layout are not in
+    it): what runs. Editing documentation therefore keeps cached results; any change of code does not."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 def code_fingerprint(roots: Iterable[str]) -> str:
-    """SHA-256 of the source of every module in :func:`module_closure` of ``roots``: what a cached result
-    computed by that code depends on."""
+    """SHA-256 of the code (:func:`executable_code`) of every module in :func:`module_closure` of ``roots``: what
+    a cached result computed by that code depends on. (The tree's form can change between Python versions: a
+    cache is kept per interpreter version in practice.)"""
     h = hashlib.sha256()
     for name in module_closure(tuple(roots)):
-        h.update(name.encode() + b"\0" + module_file(name).read_bytes())
+        h.update(name.encode() + b"\0" + executable_code(module_file(name)))
     return h.hexdigest()

@@ -6,7 +6,12 @@
         state.pt            optimizer state, RNG states, step (tensors and plain values only;
                             loaded with ``torch.load(weights_only=True)``, never arbitrary pickles)
         config.json         model / diffusion / training configs
+        MILESTONE           present when the checkpoint ends a requested budget: never pruned
     <run>/latest            name of the newest complete checkpoint
+
+A run folder is one training trajectory: asking for more steps resumes it, and the checkpoint that ended each
+requested budget stays (a *milestone*), so a budget curve is read from one run's milestones
+(:func:`checkpoint_at`) instead of training a run per budget. Other checkpoints are pruned to the newest two.
 
 A checkpoint folder appears only once complete (written under a temporary name, then renamed), so a kill
 during saving leaves the previous checkpoint intact. Loading checks the configs, the weights' names and
@@ -33,6 +38,10 @@ from ..runtime.files import atomic_write_text
 from ..stacking import StackingError, StackReport, stack_weights
 
 
+#: the marker file of a milestone checkpoint (one that ended a requested budget)
+MILESTONE = "MILESTONE"
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, or made for another configuration."""
 
@@ -42,9 +51,10 @@ def _state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, configs: dict, keep: int = 2,
-                    history: dict | None = None) -> Path:
-    """Write checkpoint ``step`` under ``run_dir`` and point ``latest`` at it; keep the newest ``keep``.
-    ``history`` (losses so far, throughput) is stored beside it as ``history.json``."""
+                    history: dict | None = None, milestone: bool = False) -> Path:
+    """Write checkpoint ``step`` under ``run_dir`` and point ``latest`` at it; keep the newest ``keep`` and every
+    milestone (``milestone=True`` marks this one). ``history`` (losses so far, throughput) is stored beside it as
+    ``history.json``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"step-{step:08d}"
@@ -58,12 +68,15 @@ def save_checkpoint(run_dir: Path, step: int, model, ema, optimizer, rng: dict, 
     (tmp / "config.json").write_text(json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2))
     if history is not None:
         (tmp / "history.json").write_text(json.dumps(history))
+    if milestone:
+        (tmp / MILESTONE).write_text("a requested budget ended here; pruning keeps this checkpoint\n")
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     atomic_write_text(run_dir / "latest", final.name + "\n")
     for old in sorted(run_dir.glob("step-*"))[:-keep] if keep else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if not (old / MILESTONE).exists():
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -81,6 +94,17 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return path
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def milestones(run_dir: Path) -> dict[int, Path]:
+    """The run's milestone checkpoints by step: the ends of the budgets asked of it so far."""
+    return {int(p.name[5:]): p for p in list_checkpoints(run_dir) if (p / MILESTONE).exists()}
+
+
+def checkpoint_at(run_dir: Path, step: int) -> Path | None:
+    """The run's complete checkpoint at exactly ``step`` (a milestone, or one not pruned yet), or None."""
+    path = Path(run_dir) / f"step-{step:08d}"
+    return path if (path / "state.pt").exists() and (path / "config.json").exists() else None
 
 
 def read_history(ckpt: Path) -> dict:

@@ -41,7 +41,8 @@ from ..network import LayeredUNet, build_model, set_activation_checkpointing
 from ..pyramid import downsample
 from ..runtime import distributed, progress
 from ..runtime.device import Execution, autocast, memory_format, place, resolve_precision
-from .checkpoint import check_configs, latest_checkpoint, load_state, load_weights, read_history, save_checkpoint
+from .checkpoint import (CheckpointError, check_configs, checkpoint_at, latest_checkpoint, load_state, load_weights,
+                         milestones, read_history, save_checkpoint)
 
 #: below this CPU share (``TrainResult.cpu_share``) a run's throughput was measured on a machine doing other work;
 #: measured: 0.99 alone, 0.85 beside one busy process on 2 cores (throughput -26%)
@@ -173,15 +174,20 @@ def _build(model_cfg: UNetConfig, train_cfg: TrainConfig, dev: torch.device, pre
     return _Parts(model, ema, net, ddp, opt, torch.Generator().manual_seed(train_cfg.seed + 1))
 
 
-def _resume(run_dir: Path, resume: bool, parts: _Parts, model_cfg: UNetConfig,
-            diff_cfg: DiffusionConfig) -> tuple[int, Path | None]:
+def _resume(run_dir: Path, resume: bool, parts: _Parts, model_cfg: UNetConfig, diff_cfg: DiffusionConfig,
+            steps: int) -> tuple[int, Path | None]:
     """Load the newest checkpoint of ``run_dir`` into ``parts`` (weights, optimizer, both generators); returns
-    (its step, its folder), or (0, None) for a fresh run."""
+    (its step, its folder), or (0, None) for a fresh run. A run already past ``steps`` cannot go back to it
+    (only its milestones are kept): that is an error naming them."""
     ckpt = latest_checkpoint(run_dir) if resume else None
     if ckpt is None and resume is False and any(run_dir.glob("step-*")):
         raise FileExistsError(f"{run_dir} already holds checkpoints; resume, or choose a new run folder")
     if ckpt is None:
         return 0, None
+    if int(load_state(ckpt)["step"]) > steps:
+        kept = ", ".join(str(s) for s in milestones(run_dir)) or "none"
+        raise CheckpointError(f"{run_dir} is past step {steps} and kept no checkpoint there (milestones: {kept}); "
+                              f"ask for a milestone's step, or train the shorter budget in a new run folder")
     check_configs(ckpt, model=model_cfg, diffusion=diff_cfg)
     load_weights(parts.model, ckpt / "model.safetensors")
     load_weights(parts.ema, ckpt / "ema.safetensors")
@@ -286,8 +292,9 @@ class _Books:
         rng = {"train": parts.gen.get_state(), "torch": torch.get_rng_state()}
         history = {"losses": r.losses, "level_losses": r.level_losses, "images_per_s": r.images_per_s,
                    "cpu_share": r.cpu_share, "precision": self.precision, "device": str(self.dev)}
-        if self.ctx.is_main:
-            save_checkpoint(r.run_dir, step, parts.model, parts.ema, parts.opt, rng, self.configs, history=history)
+        if self.ctx.is_main:  # the checkpoint that ends the requested budget is a milestone: never pruned
+            save_checkpoint(r.run_dir, step, parts.model, parts.ema, parts.opt, rng, self.configs, history=history,
+                            milestone=step == self.configs["train"].steps)
         self.last_good = r.checkpoint = r.run_dir / f"step-{step:08d}"
 
     def close(self, step: int) -> TrainResult:
@@ -316,16 +323,24 @@ def train(
     each image's row in them (``ldlib.data.text.encode_unique``). ``init`` may initialise a fresh model (model
     stacking). ``stop_after`` ends the loop early at that step, as an interruption would. ``execution`` chooses
     memory layout, ``torch.compile``, activation checkpointing and micro-batches (speed and memory only;
-    ``ldlib.runtime.device``)."""
+    ``ldlib.runtime.device``).
+
+    ``run_dir`` holds one trajectory: asking for more steps than it has resumes it (nothing in a step depends on
+    ``train_cfg.steps``: warm-up and EMA ramp count from step 0), and asking for the step of one of its milestones
+    returns that checkpoint."""
     if tuple(diff_cfg.resolutions) != tuple(model_cfg.resolutions):
         raise ValueError(f"diffusion resolutions {diff_cfg.resolutions} != model resolutions {model_cfg.resolutions}")
     run_dir = Path(run_dir)
+    kept = checkpoint_at(run_dir, train_cfg.steps) if resume else None
+    if kept is not None:  # this budget was reached before (maybe on the way to a larger one)
+        check_configs(kept, model=model_cfg, diffusion=diff_cfg)
+        return TrainResult.from_history(run_dir, train_cfg.steps, read_history(kept), kept, train_cfg.steps)
     ctx, dev = distributed.setup(device)  # one process, or this rank of a torchrun job
     distributed.check_batch(train_cfg.batch_size, ctx, execution.micro_batches)
     precision = resolve_precision(train_cfg.precision, dev)
     data = prepare_images(data, model_cfg.resolutions[-1])
     parts = _build(model_cfg, train_cfg, dev, precision, execution, ctx, init)
-    step, ckpt = _resume(run_dir, resume, parts, model_cfg, diff_cfg)
+    step, ckpt = _resume(run_dir, resume, parts, model_cfg, diff_cfg, train_cfg.steps)
     result = TrainResult.from_history(run_dir, step, read_history(ckpt) if ckpt is not None else {}, resumed_from=step)
     if step >= train_cfg.steps:
         result.checkpoint = ckpt
