@@ -25,6 +25,12 @@ previous step's (D = x0_t at the first step and, as diffusers' ``lower_order_fin
 DDIM update with x0_t replaced by the extrapolated D: ``z_top(s) = alpha_s D + sigma_s eps_hat`` for
 ``eps_hat = (z_top(t) - alpha_t D) / sigma_t``. So the state becomes (x_hat = D, eps_hat), and the lower
 resolutions' inputs are built from it by eq. (3) as for DDIM.
+
+Independent noise (the ablation of section 2.2, ``noise_kind="independent"``) has no S(eps_hat, i): each lower
+resolution's noise is its own. Those levels keep their own noise state along the trajectory, drawn once at t = 1
+and moved by the same update as the top level's (eps_i = (z_i(t) - alpha_{t,i} D(x_hat, i)) / sigma_{t,i},
+and under DDPM a posterior draw of z_i(s)), so all three noise kinds sample alike: a fresh draw at every step
+would feed the network inputs whose noise no longer matches its own earlier predictions.
 """
 
 from __future__ import annotations
@@ -75,6 +81,22 @@ def _extrapolated(x0: torch.Tensor, x0_prev: torch.Tensor | None, h: float, h_pr
 
 
 @torch.no_grad()
+def _next_noise(z: torch.Tensor, x_hat: torch.Tensor, now: tuple, nxt: tuple, ancestral: bool,
+                gen: torch.Generator, device) -> torch.Tensor:
+    """One level's noise state for the next time s: eps = (z(t) - alpha_t x_hat) / sigma_t (DDIM and 2M keep
+    it), or with ``ancestral`` (DDPM) re-derived from a draw of z(s) from the posterior q(z_s | z_t, x_hat)."""
+    (a_t, s_t), (a_s, s_s) = now, nxt
+    eps = (z - a_t * x_hat) / s_t
+    if not ancestral:
+        return eps
+    a_ts = a_t / a_s
+    var_ts = s_t**2 - a_ts**2 * s_s**2
+    mean = (a_ts * s_s**2 / s_t**2) * z + (a_s * var_ts / s_t**2) * x_hat
+    std = (var_ts * s_s**2 / s_t**2).sqrt()
+    z_next = mean + std * torch.randn(x_hat.shape, generator=gen).to(device)
+    return (z_next - a_s * x_hat) / s_s
+
+
 def sample(
     model,
     diffusion: DiffusionConfig,
@@ -99,21 +121,24 @@ def sample(
     b, top = len(text), res[-1]
     gen = torch.Generator().manual_seed(seed)
     text = text.to(device)
-    # independent noise (the ablation) needs fresh lower-resolution draws; seeded too
+    # independent noise (the ablation): the lower levels' own noise, drawn once and carried; seeded too
     gen_independent = torch.Generator(device=device).manual_seed(seed + 1)
 
-    def level_inputs(x_hat, eps_hat, t):
-        """Eq. (3) applied to the current state: z_i = alpha_{t,i} D(x_hat, i) + sigma_{t,i} S(eps_hat, i)."""
+    def level_inputs(x_hat, eps, t):
+        """Eq. (3) applied to the current state: z_i = alpha_{t,i} D(x_hat, i) + sigma_{t,i} S(eps_hat, i), or
+        the carried eps_i of every level under independent noise (``eps`` holds them all then)."""
         xs = image_pyramid(x_hat, res)
-        es = noise_pyramid(eps_hat, res, kind=diffusion.noise_kind, generator=gen_independent)
+        es = eps if isinstance(eps, list) else noise_pyramid(eps, res, kind=diffusion.noise_kind)
         return [a * x + s * e for x, e, (a, s) in zip(xs, es, sched.alpha_sigma(t))]
     x_hat = torch.zeros(b, 3, top, top, device=device)
-    eps_hat = torch.randn(b, 3, top, top, generator=gen).to(device)
+    eps = torch.randn(b, 3, top, top, generator=gen).to(device)
+    if diffusion.noise_kind == "independent":  # every level's state, the top one last
+        eps = noise_pyramid(eps, res, kind="independent", generator=gen_independent)
     times = torch.linspace(1.0, 0.0, steps + 1)
     half_logsnr = [float(v) / 2 for v in sched.logsnr(times.double())[-1]]  # lambda of the top resolution
     out, traj, x0_prev, h_prev = None, [], None, None
     for i, (t_now, t_next) in enumerate(zip(times[:-1], times[1:])):
-        z = level_inputs(x_hat, eps_hat, t_now.to(device))
+        z = level_inputs(x_hat, eps, t_now.to(device))
         with autocast(device, precision):
             out = _guided(model, z, t_now.expand(b).to(device), text, guidance)
         x0 = out[-1].float().clamp(-1, 1)
@@ -123,15 +148,12 @@ def sample(
             last = i == steps - 1
             x_hat = _extrapolated(x0, None if last else x0_prev, h, h_prev)
             x0_prev, h_prev = x0, h
-        (a_t, s_t), (a_s, s_s) = sched.alpha_sigma(t_now)[-1], sched.alpha_sigma(t_next)[-1]
-        eps_hat = (z[-1] - a_t * x_hat) / s_t
-        if method == "ddpm" and t_next > 0:
-            a_ts = a_t / a_s
-            var_ts = s_t**2 - a_ts**2 * s_s**2
-            mean = (a_ts * s_s**2 / s_t**2) * z[-1] + (a_s * var_ts / s_t**2) * x_hat
-            std = (var_ts * s_s**2 / s_t**2).sqrt()
-            z_next = mean + std * torch.randn(x_hat.shape, generator=gen).to(device)
-            eps_hat = (z_next - a_s * x_hat) / s_s
+        carried = range(len(res)) if isinstance(eps, list) else [len(res) - 1]  # the levels with a state
+        xs = image_pyramid(x_hat, res) if isinstance(eps, list) else [None] * (len(res) - 1) + [x_hat]
+        now, nxt = sched.alpha_sigma(t_now), sched.alpha_sigma(t_next)
+        new = [_next_noise(z[k], xs[k], now[k], nxt[k], method == "ddpm" and t_next > 0, gen, device)
+               for k in carried]
+        eps = new if isinstance(eps, list) else new[-1]
         if trajectory:
             traj.append(x0.cpu())
     images = [o.float().clamp(-1, 1).cpu() for o in out]

@@ -59,3 +59,13 @@ def test_smoke_findings(smoke_run):
     assert any(c["kind"] == "empirical" for c in recorded)
     summary = (smoke_run[0] / "summary.md").read_text()
     assert all(f"## {name}" in summary for name in NOTEBOOKS)
+    assert "**Indicative results**" in summary  # smoke and quick say they decide nothing
+    # replication: two training seeds everywhere a claim rests on training, Table 1 along its budget curve
+    protocols = {n: json.loads((smoke_run[0] / n / "metrics.json").read_text())["protocol"] for n in NOTEBOOKS}
+    assert all(protocols[n]["training seeds"] == [0, 1] for n in NOTEBOOKS)
+    assert protocols["05_table1"]["budgets (images seen)"] == [8, 24] and protocols["05_table1"]["rules"] == ["paper", "none"]
+    assert "(2 seeds; paired" in claims_text(recorded, "layered beats single on FID @ 64px")
+
+
+def claims_text(recorded: list[dict], key: str) -> str:
+    return next(c["we_find"] for c in recorded if c["key"] == key)

@@ -102,6 +102,28 @@ def test_oracle_prediction_returns_x0_and_follows_the_forward_process(method):
             assert torch.allclose(z[level][:2], want, atol=1e-5), (method, step, level)
 
 
+@pytest.mark.parametrize("method", ["ddim", "dpmpp_2m"])
+def test_independent_noise_keeps_each_levels_noise_along_the_trajectory(method):
+    """Under independent noise every level carries its own noise state: with the true x0 predicted, each
+    level's noise (z_i - alpha_i D(x0, i)) / sigma_i is the same at every step, as the top level's is (before,
+    the lower levels were redrawn at every step). The lower levels' noise is not derived from the top's."""
+    res = (16, 32, 64)
+    diff = DiffusionConfig.paper(res, noise_kind="independent")
+    x0 = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    truth = image_pyramid(x0, res)
+    model = Recording(lambda z, t: [v.repeat(z[0].shape[0] // len(x0), 1, 1, 1) for v in truth])
+    out = sample(model, diff, TEXT, steps=5, guidance=3.0, method=method, seed=0)
+    assert all(torch.allclose(got, want, atol=1e-6) for got, want in zip(out.images, truth))
+    times = torch.linspace(1.0, 0.0, 6)
+    noise = [[(z[k][:2] - a * truth[k]) / s for k, (a, s) in enumerate(diff.schedule.alpha_sigma(times[step]))]
+             for step, z in enumerate(model.inputs[1:], start=1)]
+    for step in noise[1:]:
+        for level in range(3):
+            assert torch.allclose(step[level], noise[0][level], atol=1e-4), level
+    derived = noise_pyramid(noise[0][-1], res)  # what sinc noise would have given the lower levels
+    assert not torch.allclose(noise[0][0], derived[0], atol=0.1)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_samplers_are_deterministic_given_the_seed(method):
     diff = DiffusionConfig.paper((16, 32))

@@ -1,5 +1,7 @@
 """Table 1's machinery at toy scale: five models, equal images-seen budget, one evaluation protocol."""
 
+import math
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from ldlib.data import data_spec
 from ldlib.evaluation import Evaluator, metrics, reference_sets
 from ldlib.reproduction import table1
 from ldlib.reproduction.recorder import Recorder
+from ldlib.reproduction.study import Budget
 from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
 
 
@@ -19,29 +22,35 @@ def test_rows_and_flops_order():
 
 def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
-    table = train_rows("smoke", {"kind": "shapes", "n": 32, "seed": 0}, budget_images=24, batch_size=8, lr=1e-3,
-                       text_encoder="hash", progress=False)
-    assert [r.run.step for r in table] == [3] * 5  # the same budget in images seen for every row
-    again = train_rows("smoke", {"kind": "shapes", "n": 32, "seed": 0}, budget_images=24, batch_size=8, lr=1e-3,
-                       text_encoder="hash", progress=False)
-    assert [r.run.checkpoint for r in again] == [r.run.checkpoint for r in table]  # reused from the run cache
+    data, budget = {"kind": "shapes", "n": 32, "seed": 0}, Budget(24, 8, 1e-3, text_encoder="hash")
+    table = train_rows("smoke", data, budget, budgets=[8, 24], seeds=2, progress=False)
+    # the same budgets in images seen for every row, one run per seed passing through both
+    assert [[r.step for r in row.runs[24]] for row in table] == [[3, 3]] * 5
+    assert all(row.runs[8][k].run_dir == row.runs[24][k].run_dir for row in table for k in range(2))
+    assert all(row.runs[24][0].run_dir != row.runs[24][1].run_dir for row in table)  # seeds are other runs
+    again = train_rows("smoke", data, budget, budgets=[8, 24], seeds=2, progress=False)
+    assert [r.runs[24][1].checkpoint for r in again] == [r.runs[24][1].checkpoint for r in table]  # run cache
     spec = data_spec("shapes", data_size=32)
     reference = reference_sets(spec, (16, 32, 64), n_reference=8)
     assert {r: ref.images.shape[-1] for r, ref in reference.items()} == {16: 16, 32: 32, 64: 64}
     evaluator = Evaluator(spec, n_samples=8, steps=2, guidance=2.0, text_encoder="hash", n_reference=8,
                           judge_steps=4, n_boot=4, progress=False)
-    evaluate_rows(table, evaluator)
+    curve = Evaluator(spec, n_samples=4, steps=2, guidance=2.0, text_encoder="hash", n_reference=8,
+                      judge_steps=0, n_boot=4, progress=False)
+    evaluate_rows(table, curve, evaluator)
     judge = evaluator.judge
     assert 0 <= judge.ceiling <= 1 and judge.classifier is not None
     for row in table:
-        ev = row.evaluation
+        final, early = row.evaluations[24], row.evaluations[8]
+        assert len(final) == len(early) == 2 and early[0].scores.protocol.n_generated == 4
+        ev = final[0]
         assert ev.samples.shape[-1] == row.model.resolutions[-1]
         assert ev.scores.fid > 0 and ev.scores.protocol.n_generated == 8
         assert 0 <= ev.alignment <= 1
     # a second evaluation of the same run with the same protocol is read back from the run's folder
-    again = evaluator(table[0].run)
-    assert again.scores.fid == table[0].evaluation.scores.fid and torch.equal(again.samples, table[0].evaluation.samples)
-    assert len(list(table[0].run.run_dir.glob("eval-*/scores.json"))) == 1
+    first = table[0].evaluations[24][0]
+    again = evaluator(table[0].runs[24][0])
+    assert again.scores.fid == first.scores.fid and torch.equal(again.samples, first.samples)
     # the generated set's features are stored with it: scoring it again needs neither sampling nor Inception
     assert again.features.pool3.shape == (8, 2048) and again.features.logits.shape == (8, 1000)
     rescored = metrics.scores(evaluator.features(16), again.features, again.scores.protocol, n_boot=4, seed=0)
@@ -53,10 +62,24 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
                       n_boot=4, progress=False)
     assert (other.features(64) == evaluator.features(64)).all()
     rec = Recorder(None, "t")
-    table1.record_table1(rec, table, "smoke", judge)
+    table1.record_table1(rec, table, "smoke", "paper", judge)
     assert len(rec.claims) == 4 and all(c.agrees in (True, False, None) for c in rec.claims)
+    assert all("(2 seeds; paired" in c.we_find for c in rec.claims)
+    curves = {m.key for m in rec.metrics if m.key.startswith("FID layered")}
+    assert {"FID layered32 - single32 at 8 images", "FID layered64 - single64 at 24 images"} <= curves
     text = table1.table_markdown(table)
     assert text.count("\n") == 6 and "*layered512*" in text  # header, rule, five rows; paper rows labelled
+    points = table1.curve_points(table, "fid")
+    assert list(points["layered64"]) == [8, 24] and len(points["layered64"][24]) == 2
+
+
+def test_schedule_rules_shift_single_and_layered_rows_alike():
+    layered, single = (next(r.model for r in rows("cpu16") if r.name == n) for n in ("layered64", "single64"))
+    paper = table1.diffusion_for(single, 16, "paper"), table1.diffusion_for(layered, 16, "paper")
+    assert paper[0].shifts[-1] == paper[1].shifts[-1] == pytest.approx(math.log(1 / 32))  # 64 px is 4x the base
+    assert table1.diffusion_for(layered, 16, "none").shifts == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        table1.diffusion_for(single, 16, "simple")
 
 
 def test_data_spec_needs_a_folder_for_coco():

@@ -22,8 +22,10 @@ from ..sampler import METHODS
 from .table1 import RULES as TABLE1_RULES
 
 PROFILES = ("smoke", "quick", "default", "paper")
-#: profiles whose results are a first pass, labelled indicative in the notebooks and the report
-INDICATIVE = ("smoke", "quick")
+#: profiles whose results are a first pass, labelled indicative in summary.md and the report (what they lack)
+INDICATIVE = {"smoke": "the plumbing test: tiny models and budgets, its numbers mean nothing",
+              "quick": "a first pass: one training seed, 12,800 images per model, 256 samples; verdicts are "
+                       "indicative, the default profile decides"}
 
 
 class ParameterError(ValueError):
@@ -173,20 +175,23 @@ TRAINING = {
     "n_boot": Param("int", "bootstrap resamples behind each confidence interval", low=2, high=10_000),
     "judge_steps": Param("int", "training steps of the alignment judge (classifier or matcher)", low=1),
 }
-#: Replication: several training seeds and a budget curve from each seed's one run (``ldlib.reproduction.
-#: run_cache``), for the notebooks whose claims rest on them.
-REPLICATION = {
+#: Replication: several training seeds (``SEEDS``), and a budget curve from each seed's one run (``CURVE``,
+#: ``ldlib.reproduction.run_cache``), for the notebooks whose claims rest on them.
+SEEDS = {
     "seeds": Param("int", "training seeds per model (seed, seed + 1, ...); claims use the paired difference "
                           "across them", low=1, high=20),
+}
+CURVE = {
     "curve_images": Param("list[int]", "smaller budgets (images seen) also evaluated, from the same runs: the "
                                        "budget curve", low=1, nonempty=False),
     "n_samples_curve": Param("int", "generated images per model at the curve's smaller budgets", low=4),
 }
-REPLICATION_VALUES = {
-    "smoke": dict(seeds=2, curve_images=[8], n_samples_curve=16),
-    "quick": dict(seeds=1, curve_images=[], n_samples_curve=256),
-    "default": dict(seeds=3, curve_images=[12_800, 51_200], n_samples_curve=256),
-    "paper": dict(seeds=1, curve_images=[], n_samples_curve=1000),
+SEEDS_VALUES = {"smoke": dict(seeds=2), "quick": dict(seeds=1), "default": dict(seeds=3), "paper": dict(seeds=1)}
+CURVE_VALUES = {
+    "smoke": dict(curve_images=[8], n_samples_curve=16),
+    "quick": dict(curve_images=[], n_samples_curve=256),
+    "default": dict(curve_images=[12_800, 51_200], n_samples_curve=256),
+    "paper": dict(curve_images=[], n_samples_curve=1000),
 }
 
 
@@ -219,17 +224,17 @@ def _dataset_root(p: Mapping[str, Any]) -> None:
 
 
 def _training_spec(name: str, title: str, params: dict, profiles: dict, cross_checks: tuple = (),
-                   replication: bool = False) -> NotebookSpec:
+                   seeds: bool = False, curve: bool = False) -> NotebookSpec:
     """A notebook with its own parameters plus :data:`TRAINING` (profile values from :data:`TRAINING_VALUES`),
-    and :data:`REPLICATION` when it trains several seeds along budget curves. ``quick`` takes the notebook's own
-    ``default`` values unless it gives its own."""
-    own = {p: profiles.get(p, profiles["default"]) for p in PROFILES}
-    if replication:
-        return NotebookSpec(name, title, {**params, **TRAINING, **REPLICATION},
-                            {p: {**own[p], **TRAINING_VALUES[p], **REPLICATION_VALUES[p]} for p in PROFILES},
-                            (*cross_checks, _dataset_root, _curve_below_budget))
-    return NotebookSpec(name, title, {**params, **TRAINING}, {p: {**own[p], **TRAINING_VALUES[p]} for p in PROFILES},
-                        (*cross_checks, _dataset_root))
+    :data:`SEEDS` when it trains several seeds and :data:`CURVE` when it evaluates budget curves. ``quick``
+    takes the notebook's own ``default`` values unless it gives its own; a notebook's own profile values override
+    the shared ones (notebook 04's budget is half Table 1's, so that its equal-total-images arms are Table 1's
+    runs)."""
+    declared = {**params, **TRAINING, **(SEEDS if seeds else {}), **(CURVE if curve else {})}
+    values = {p: {**TRAINING_VALUES[p], **(SEEDS_VALUES[p] if seeds else {}), **(CURVE_VALUES[p] if curve else {}),
+                  **profiles.get(p, profiles["default"])} for p in PROFILES}  # the notebook's own values win
+    checks = (*cross_checks, _dataset_root, *((_curve_below_budget,) if curve else ()))
+    return NotebookSpec(name, title, declared, values, checks)
 
 
 _SHIFT = Param("list[float]", "extra top-layer shifts to sweep (nats of log-SNR)", low=-12.0, high=4.0, nonempty=False)
@@ -255,12 +260,13 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                               train_kinds=["sinc", "bilinear", "independent"], levels=3),
                 "default": dict(top_resolution=256, factors=[2, 4], n_fields=512,
                                 kinds=["sinc", "bilinear", "bilinear_raw", "independent"],
-                                train_kinds=["sinc", "bilinear", "independent"], levels=3),
+                                train_kinds=["sinc", "bilinear", "independent"], levels=2),
                 "paper": dict(top_resolution=512, factors=[2, 4], n_fields=512,
                               kinds=["sinc", "bilinear", "bilinear_raw", "independent"],
                               train_kinds=["sinc", "bilinear", "independent"], levels=3),
             },
             cross_checks=(_divisible_top,),
+            seeds=True,
         ),
         _training_spec(
             name="02_schedule_shifting",
@@ -286,6 +292,7 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                               sweep3_extra=[-4.1588830833596715]),
             },
             cross_checks=(_pyramid_resolutions,),
+            seeds=True,
         ),
         _training_spec(
             name="03_strategic_cropping",
@@ -301,6 +308,8 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                 "default": dict(levels=3, crop_size=0, speed_steps=8, show_images=4),
                 "paper": dict(levels=3, crop_size=0, speed_steps=8, show_images=4),
             },
+            seeds=True,
+            curve=True,
         ),
         _training_spec(
             name="04_model_stacking",
@@ -308,7 +317,9 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
             params={
                 "grid_prompts": Param("int", "prompts in the sample grid", low=1, high=16),
             },
-            profiles={p: dict(grid_prompts=6) for p in PROFILES},
+            profiles={"smoke": dict(grid_prompts=6), "quick": dict(grid_prompts=6),
+                      "default": dict(grid_prompts=6, budget_images=51_200), "paper": dict(grid_prompts=6)},
+            seeds=True,
         ),
     ]
 }
@@ -338,7 +349,8 @@ NOTEBOOKS["05_table1"] = _training_spec(
                       blur_levels=[2.0, 4.0, 8.0]),
     },
     cross_checks=(_table1_levels,),
-    replication=True,
+    seeds=True,
+    curve=True,
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from scipy import stats
@@ -206,8 +207,8 @@ def corruption_curves(levels: Mapping[str, Sequence[float]], fids: Mapping[str, 
 
 def shift_sweep(sweeps: Mapping[str, Sequence[tuple[float, float, tuple[float, float]]]],
                 marks: Mapping[str, Mapping[str, float]]):
-    """Fig. A.5: FID (with 95% intervals) against the top layer's shift, one panel per sweep; ``marks``
-    draws vertical lines (e.g. the paper's choice, simple diffusion's rule) per panel."""
+    """Fig. A.5: FID (mean over training seeds, 95% interval across them) against the top layer's shift, one
+    panel per sweep; ``marks`` draws vertical lines (e.g. the paper's choice, simple diffusion's rule) per panel."""
     fig, axes = plt.subplots(1, len(sweeps), figsize=(4.5 * len(sweeps), 3.2), squeeze=False)
     for ax, (title, points) in zip(axes[0], sweeps.items()):
         s = np.array([p[0] for p in points])
@@ -251,22 +252,36 @@ def crop_pyramid(images: torch.Tensor, resolutions: Sequence[int], crop_size: in
     return fig
 
 
-def budget_curves(points: Mapping[str, Mapping[int, Sequence[float]]],
-                  differences: Mapping[str, Mapping[int, tuple[float, tuple[float, float]]]], metric: str = "FID"):
-    """Left: each model's ``metric`` against images seen, one dot per training seed and a line through the seeds'
-    means. Right: each layered - single pair's paired difference per budget with its 95% interval (below 0:
-    the layered model is better), so a reader sees whether the ordering holds as training grows."""
+def _target(name: str) -> str:
+    """The target resolution in a Table 1 row's name ("layered64" -> "64")."""
+    return name.lstrip("abcdefghijklmnopqrstuvwxyz")
+
+
+def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
+                  differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]], metric: str = "FID",
+                  xlabel: str = "images seen", title: str = "layered - single"):
+    """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
+    curve), one dot per training seed and a line through the seeds' means. Right: each pair's paired difference
+    per budget with its 95% interval (below 0: the first model is better), so a reader sees whether the
+    ordering holds as training grows."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (name, curve) in enumerate(points.items()):
+    # one colour per target resolution (its single and layered model side by side), solid lines for layered
+    colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}
+    for name, curve in points.items():
         budgets = sorted(curve)
-        color, style = f"C{i}", "-" if name.startswith("layered") else "--"
+        color, style = colours[_target(name)], "-" if name.startswith("layered") else "--"
         ax.plot(budgets, [np.mean(curve[b]) for b in budgets], style, color=color, label=name, marker="o", ms=3)
         for b in budgets:
             ax.scatter([b] * len(curve[b]), curve[b], color=color, s=9, alpha=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("images seen")
+    for axis in (ax, bx):
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 100
+                                                                       else f"{v:.3g}"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.set_xticks(sorted(next(iter(points.values()))))
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs training budget (dots: seeds)")
+    ax.set_title(f"{metric} vs {xlabel} (dots: seeds)")
     ax.legend(fontsize=8)
     for i, (name, curve) in enumerate(differences.items()):
         budgets = sorted(curve)
@@ -274,12 +289,12 @@ def budget_curves(points: Mapping[str, Mapping[int, Sequence[float]]],
         lo = means - np.array([curve[b][1][0] for b in budgets])
         hi = np.array([curve[b][1][1] for b in budgets]) - means
         shift = 1 + 0.03 * (i - (len(differences) - 1) / 2)  # side by side on the log axis
-        bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name, color=f"C{i}")
+        bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name,
+                    color=colours.get(_target(name.split(" - ")[0]), f"C{i}"))
     bx.axhline(0, color="grey", lw=0.8)
-    bx.set_xscale("log")
-    bx.set_xlabel("images seen")
+    bx.set_xlabel(xlabel)
     bx.set_ylabel(f"{metric} difference")
-    bx.set_title("layered - single, paired, 95% interval (< 0: layered better)")
+    bx.set_title(f"{title}, paired, 95% interval (< 0: {title.split(' - ')[0]} better)")
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

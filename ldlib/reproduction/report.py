@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
-from .parameters import NOTEBOOKS, NotebookSpec
+from .parameters import INDICATIVE, NOTEBOOKS, NotebookSpec
 from .recorder import ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, verdict_text
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
 h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: .5em .8em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -117,6 +118,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
 <style>{_STYLE}</style><script>{_SCRIPT}</script></head>
 <body>
 <h1>Layered Diffusion, reproduced: profile <code>{profile}</code></h1>
+{f'<p class=warn><b>Indicative results</b> ({html.escape(INDICATIVE[profile])}).</p>' if profile in INDICATIVE else ''}
 <p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
 (arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
 the column <i>paper (reference)</i>. An empirical claim <b>agrees</b> when the 95% interval of our paired

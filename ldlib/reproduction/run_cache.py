@@ -6,7 +6,9 @@ module training depends on (``ldlib.training.train`` and ``ldlib.training.checkp
 import: the network, loss, noise, schedules, stacking, device, data, ...; :data:`TRAINING_CODE`). The same
 request from another notebook finds the finished run and reuses it; a change of config or of that code gives
 a new hash, hence a fresh run. Interrupted runs resume from their last checkpoint; the checkpoint that ends each
-requested budget is kept, so budgets asked in increasing order (a budget curve) come from one run. The cache lives in
+requested budget is kept, and so is every point of a fixed grid passed on the way (:func:`milestone_grid`), so a
+budget curve comes from one run whichever notebook asked for which budget first; a budget off the grid that a
+run has passed is retraced in a branch folder from the newest milestone below it. The cache lives in
 ``$LDLIB_CACHE`` or the clone's ``.cache/ldlib/`` (git-ignored; checkpoints are never committed).
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
@@ -21,7 +25,10 @@ from ..data.datasets import from_spec
 from ..data.text import encode_unique, make_encoder
 from ..runtime.cache import cache_root, code_fingerprint
 from ..training import TrainResult, stack_from, train
-from ..training.checkpoint import checkpoint_at, read_history
+from ..training.checkpoint import checkpoint_at, latest_checkpoint, load_state, milestones, read_history
+
+#: the milestone grid's first point, in steps (12,800 images at batch 32): :func:`milestone_grid`
+GRID_STEPS = 400
 
 #: TrainConfig fields left out of a run's hash: they say where a trajectory stops and how often it is saved, not
 #: what it is
@@ -68,10 +75,45 @@ def trained_model(
     done = checkpoint_at(run_dir, training.steps)
     if done is not None:
         return TrainResult.from_history(run_dir, training.steps, read_history(done), done, training.steps)
+    run_dir = _branch_if_past(run_dir, training.steps)
     images = from_spec(data, model.resolutions[-1])
     text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
     init = None
     if source is not None:
         def init(net):
             stack_from(net, source)
+    latest = latest_checkpoint(run_dir)
+    reached = int(load_state(latest)["step"]) if latest is not None else 0
+    for stop in [g for g in milestone_grid(training.steps) if g > reached]:  # keep the grid's points on the way
+        train(model, diffusion, replace(training, steps=stop), images, text, index, run_dir, progress=progress,
+              init=init)
     return train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)
+
+
+def milestone_grid(steps: int) -> list[int]:
+    """The steps below ``steps`` where every run keeps a milestone on its way: :data:`GRID_STEPS` times powers
+    of two (12,800, 25,600, 51,200, ... images at batch 32), so that any notebook's budget on that grid is
+    found whichever notebook trained the run further first."""
+    grid, g = [], GRID_STEPS
+    while g < steps:
+        grid.append(g)
+        g *= 2
+    return grid
+
+
+def _branch_if_past(run_dir: Path, steps: int) -> Path:
+    """Where to train ``steps`` of a run: the run itself, or, when it is already past ``steps`` without a
+    milestone there, a branch folder that starts from its newest milestone below ``steps`` (or from scratch)
+    and retraces the same trajectory (resume is exact) up to ``steps``."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None or int(load_state(latest)["step"]) < steps:
+        return run_dir
+    branch = run_dir / "branches" / f"to-step-{steps:08d}"
+    if latest_checkpoint(branch) is None:
+        below = [s for s in milestones(run_dir) if s < steps]
+        branch.mkdir(parents=True, exist_ok=True)
+        if below:
+            start = milestones(run_dir)[max(below)]
+            shutil.copytree(start, branch / start.name)
+            (branch / "latest").write_text(start.name + "\n")
+    return branch

@@ -32,7 +32,7 @@ from typing import Callable, Mapping, Sequence
 
 from ..runtime import progress as live
 from ..runtime.files import atomic_write_text, read_json
-from .parameters import NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
+from .parameters import INDICATIVE, NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
 from .recorder import claims_table, metrics_table
 from .report import write_report
 
@@ -364,6 +364,7 @@ def write_summary(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTE
         "the column labelled *paper (reference)*. 'matches' means the paper's number lies in our 95% interval "
         "or within the stated tolerance; 'no paper number' means the paper prints none for that quantity.",
         "",
+        *([f"**Indicative results** ({INDICATIVE[profile]}).", ""] if profile in INDICATIVE else []),
         "| notebook | status | commit | started (UTC) | wall time |",
         "|---|---|---|---|---|",
     ]

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..evaluation import Evaluation, ordered
+from ..evaluation import Evaluation, across_seed_value
 from ..forward import diffuse
 from ..noise import sinc_downsample
 from ..pyramid import downsample
@@ -19,7 +19,7 @@ from ..schedules import PAPER_SHIFTS, LayeredSchedule, cosine_t_at_logsnr, simpl
 from ..training import TrainResult
 from . import paper_numbers
 from .recorder import ANALYTIC, Recorder
-from .study import Budget, train_layered
+from .study import Study, compare, record_scores
 
 
 def _corr_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -160,43 +160,43 @@ def shift_label(shift: float) -> str:
     return f"log(1/{factor:.3g})" if factor >= 1 else f"log({1 / factor:.3g})"
 
 
-def sweep_top_shift(preset: str, levels: int, data: dict, budget: Budget, lower_shifts: Sequence[float],
-                    grid: Sequence[float], evaluate, progress: bool = True) -> list[tuple[float, TrainResult, Evaluation]]:
-    """Train and score the ``levels``-resolution model once per top-layer shift in ``grid``, the lower layers
-    fixed at ``lower_shifts``. Returns (shift, run, evaluation) in grid order."""
+def sweep_top_shift(study: Study, levels: int, lower_shifts: Sequence[float], grid: Sequence[float],
+                    progress: bool = True) -> list[tuple[float, list[TrainResult], list[Evaluation]]]:
+    """Train and score the ``levels``-resolution model once per top-layer shift in ``grid`` and training seed of
+    ``study``, the lower layers fixed at ``lower_shifts``. Returns (shift, runs, evaluations) in grid order, one
+    run and evaluation per seed (the grid's paper and unshifted points are Table 1's runs, shared)."""
     out = []
     for s in grid:
         shifts = (*lower_shifts, s)
-        run = train_layered(preset, levels, data, budget, shifts=shifts, progress=progress,
-                            label=f"shift{levels}-{shift_label(s).replace('log(1/', 'snr1over').rstrip(')')}")
-        out.append((s, run, evaluate(run)))
+        runs = study.replicate(levels, shifts=shifts, progress=progress,
+                               label=f"shift{levels}-{shift_label(s).replace('log(1/', 'snr1over').rstrip(')')}")
+        out.append((s, runs, study.evaluate(runs)))
     return out
 
 
-def best_shift(results: list[tuple[float, TrainResult, Evaluation]]) -> tuple[float, list[float]]:
-    """The shift with the lowest FID, and every shift whose FID interval overlaps the best one's (the set
-    our measurement cannot tell apart from the best)."""
-    best = min(results, key=lambda r: r[2].scores.fid)
-    tied = [s for s, _, ev in results if ordered(ev.scores.fid_ci, best[2].scores.fid_ci) == 0]
-    return best[0], tied
+def best_shift(results: list[tuple[float, list[TrainResult], list[Evaluation]]]) -> float:
+    """The shift with the lowest FID averaged over the training seeds."""
+    return min(results, key=lambda r: across_seed_value(r[2], "fid")[0])[0]
+
+
+def sweep_points(results) -> list[tuple[float, float, tuple[float, float]]]:
+    """(shift, mean FID over seeds, its 95% interval across seeds) per grid point: Fig. A.5's data."""
+    return [(s, *across_seed_value(evs, "fid")) for s, _, evs in results]
 
 
 def _sweep_claim(rec: Recorder, levels: int, results, ratio: int) -> str:
-    best, tied = best_shift(results)
-    paper = PAPER_SHIFTS[ratio]
-    for s, _, ev in results:
-        rec.metric(f"FID, {levels}-resolution model, top shift {shift_label(s)}", ev.scores.fid, ci=ev.scores.fid_ci,
-                   note="paper's choice" if abs(s - paper) < 1e-9 else
-                   "simple diffusion's rule" if abs(s - simple_diffusion_shift(ratio, 1)) < 1e-9 else "")
-    is_best = abs(best - paper) < 1e-9
-    paper_tied = any(abs(s - paper) < 1e-9 for s in tied)
-    agrees = True if is_best else (None if paper_tied else False)
-    rec.claim(f"best top shift of the {levels}-resolution model is {shift_label(paper)}",
-              f"the sweep picked {shift_label(paper)} for a layer {ratio}x the base (§2.3, Fig. A.5)",
-              f"lowest FID at {shift_label(best)}; within its interval: {', '.join(map(shift_label, tied))}", agrees)
-    return (f"{levels} resolutions: best top shift {shift_label(best)} (indistinguishable: "
-            f"{', '.join(map(shift_label, tied))}); the paper's {shift_label(paper)} "
-            f"{'is the best' if is_best else 'is among them' if paper_tied else 'is worse'}")
+    best, paper = best_shift(results), PAPER_SHIFTS[ratio]
+    for s, _, evs in results:
+        note = ("paper's choice" if abs(s - paper) < 1e-9 else
+                "simple diffusion's rule" if abs(s - simple_diffusion_shift(ratio, 1)) < 1e-9 else "")
+        record_scores(rec, f"{levels}-resolution model, top shift {shift_label(s)}", evs, note=note)
+    ours = next(evs for s, _, evs in results if abs(s - paper) < 1e-9)
+    found = [compare(rec, f"the paper's top shift {shift_label(paper)} beats {shift_label(s)} "
+                          f"({levels} resolutions)",
+                     f"the sweep picked {shift_label(paper)} for a layer {ratio}x the base (§2.3, Fig. A.5)",
+                     (shift_label(paper), ours), (shift_label(s), evs), "fid", True)
+             for s, _, evs in results if abs(s - paper) > 1e-9]
+    return f"{levels} resolutions: lowest mean FID at {shift_label(best)}; " + "; ".join(found)
 
 
 def record_sweeps(rec: Recorder, sweep2, sweep3) -> str:

@@ -12,12 +12,12 @@ size, or unresolved (``ldlib.reproduction.recorder.judge_difference``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence, Union
 
 from ..config import DiffusionConfig, TrainConfig, model_config
 from ..data.datasets import data_spec
-from ..evaluation import Evaluation, Evaluator, metric_value, paired_difference
+from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, paired_difference
 from ..training import TrainResult
 from .recorder import DEFAULT_DELTA, EMPIRICAL, Recorder, fmt, fmt_ci, judge_difference
 from .run_cache import trained_model
@@ -61,13 +61,17 @@ class Budget:
 
 @dataclass
 class Study:
-    """What a training notebook's parameters (``ldlib.reproduction.parameters.TRAINING``) define: the data, the equal
-    budget, and the one evaluation protocol its models are compared with."""
+    """What a training notebook's parameters (``ldlib.reproduction.parameters.TRAINING``, and ``SEEDS``
+    where it has them) define: the data, the equal budget, the training seeds, and the one evaluation protocol
+    its models are compared with."""
 
     preset: str
     spec: dict
     budget: Budget
     evaluator: Evaluator
+    seeds: int = 1
+    #: the protocol at a budget curve's smaller budgets (fewer samples), when the notebook has a curve
+    curve_evaluator: Evaluator | None = None
 
     @classmethod
     def from_params(cls, p: Mapping, progress: bool = True) -> "Study":
@@ -76,11 +80,41 @@ class Study:
                               text_encoder=p["text_encoder"], n_reference=p["n_reference"],
                               judge_steps=p["judge_steps"], n_boot=p["n_boot"], progress=progress,
                               method=p["sampler"])
+        curve = (Evaluator(spec, p["n_samples_curve"], p["sample_steps"], p["guidance"], seed=p["seed"],
+                           text_encoder=p["text_encoder"], n_reference=p["n_reference"], judge_steps=0,
+                           n_boot=p["n_boot"], progress=progress, method=p["sampler"])
+                 if "n_samples_curve" in p else None)
         return cls(p["preset"], spec, Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"],
-                                             p["text_encoder"]), evaluator)
+                                             p["text_encoder"]), evaluator, p.get("seeds", 1), curve)
 
-    def train(self, levels: int, **kwargs) -> TrainResult:
-        return train_layered(self.preset, levels, self.spec, kwargs.pop("budget", self.budget), **kwargs)
+    def train(self, levels: int, seed_index: int = 0, **kwargs) -> TrainResult:
+        """The layered model over ``levels`` resolutions (:func:`train_layered`'s options) with training seed
+        ``budget.seed + seed_index``."""
+        budget = kwargs.pop("budget", self.budget)
+        return train_layered(self.preset, levels, self.spec, replace(budget, seed=budget.seed + seed_index), **kwargs)
+
+    def replicate(self, levels: int, init_from: Sequence[TrainResult] | None = None, **kwargs) -> list[TrainResult]:
+        """The same model once per training seed (``seeds`` of them), in seed order: one arm of a comparison.
+        ``init_from``: one source run per seed to stack on (seed k's model starts from seed k's source)."""
+        sources = list(init_from) if init_from is not None else [None] * self.seeds
+        if len(sources) != self.seeds:
+            raise ValueError(f"init_from needs one run per training seed ({self.seeds}), got {len(sources)}")
+        return [self.train(levels, seed_index=k, init_from=src, **kwargs) for k, src in enumerate(sources)]
+
+    def evaluate(self, runs: Sequence[TrainResult]) -> list[Evaluation]:
+        """One evaluation per seed's run, with the study's protocol (paired by seed index across arms)."""
+        return [self.evaluator(run) for run in runs]
+
+    def curve(self, levels: int, budgets: Sequence[int], **kwargs) -> dict[int, list[TrainResult]]:
+        """The model at every budget (images seen, increasing), once per seed: each seed's one run passes
+        through them all (its checkpoints at the smaller budgets are kept milestones)."""
+        return {b: self.replicate(levels, budget=replace(self.budget, images=b), **kwargs) for b in sorted(budgets)}
+
+    def evaluate_curve(self, curve: Mapping[int, Sequence[TrainResult]]) -> dict[int, list[Evaluation]]:
+        """A curve's evaluations: the largest budget with the study's protocol, the others with the curve's
+        (fewer samples; the same prompts and noise)."""
+        last, small = max(curve), self.curve_evaluator or self.evaluator
+        return {b: [(self.evaluator if b == last else small)(run) for run in runs] for b, runs in curve.items()}
 
     def prompts(self, resolution: int) -> list[str]:
         """The prompts every evaluation uses, in order (the reference captions)."""
@@ -104,17 +138,20 @@ def train_layered(preset: str, levels: int, data: dict, budget: Budget, *, noise
 # ------------------------------------------------------------------------------------------ reporting
 
 
-def record_scores(rec: Recorder, name: str, ev: Evaluation, note: str = "", paper_fid: float | None = None,
+def record_scores(rec: Recorder, name: str, arm: Arm, note: str = "", paper_fid: float | None = None,
                   source: str = "", alignment_note: str = "") -> None:
-    """FID, KID, IS-style and alignment of one model, each with its 95% interval; ``paper_fid`` (printed in
-    ``source``) is the paper's FID for the same model, where comparable."""
-    s = ev.scores
-    rec.metric(f"FID {name}", s.fid, ci=s.fid_ci, paper=paper_fid, source=source, note=note)
-    rec.metric(f"KID {name}", s.kid, ci=s.kid_ci)
-    rec.metric(f"IS (EfficientNet-Lite0) {name}", s.inception_score, ci=s.is_ci,
-               note="not comparable to published Inception Scores")
-    if ev.alignment is not None:
-        rec.metric(f"alignment {name}", ev.alignment, ci=ev.alignment_ci, note=alignment_note)
+    """FID, KID, IS-style and alignment of one model (one evaluation, or one per training seed: their mean and
+    its interval across seeds), each with its 95% interval; ``paper_fid`` (printed in ``source``) is the paper's
+    FID for the same model, where comparable."""
+    evs = _seeds(arm)
+    seeds = f"mean of {len(evs)} training seeds" if len(evs) > 1 else ""
+    rows = [("fid", "FID", dict(paper=paper_fid, source=source, note="; ".join(filter(None, [note, seeds])))),
+            ("kid", "KID", {}), ("is", "IS (EfficientNet-Lite0)", dict(note="not comparable to published Inception Scores"))]
+    if all(e.alignment is not None for e in evs):
+        rows.append(("alignment", "alignment", dict(note=alignment_note)))
+    for metric, label, extra in rows:
+        mean, ci = across_seed_value(evs, metric)
+        rec.metric(f"{label} {name}", mean, ci=ci, **extra)
 
 
 def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tuple[str, Arm], metric: str,
@@ -142,12 +179,19 @@ def _seeds(arm: "Arm") -> list[Evaluation]:
     return [arm] if isinstance(arm, Evaluation) else list(arm)
 
 
-def scores_table(evaluations: dict[str, Evaluation]) -> str:
-    """One Markdown row per model: FID, KID ×10³, IS-style and alignment, each with its interval."""
-    lines = ["| model | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | alignment | 95% CI |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, ev in evaluations.items():
-        s = ev.scores
-        lines.append(f"| {name} | {fmt(s.fid)} | {fmt_ci(s.fid_ci)} | {fmt(s.kid * 1e3)} | {fmt_ci(s.kid_ci, 1e3)} "
-                     f"| {fmt(s.inception_score)} | {fmt_ci(s.is_ci)} | {fmt(ev.alignment)} | {fmt_ci(ev.alignment_ci)} |")
+def scores_table(evaluations: Mapping[str, Arm]) -> str:
+    """One Markdown row per model: FID, KID ×10³, IS-style and alignment, each with its interval (with several
+    training seeds: their mean, the interval across seeds, and the seeds' count)."""
+    lines = ["| model | seeds | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | alignment | 95% CI |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, arm in evaluations.items():
+        evs = _seeds(arm)
+        cells = []
+        for metric, scale in (("fid", 1.0), ("kid", 1e3), ("is", 1.0), ("alignment", 1.0)):
+            if metric == "alignment" and any(e.alignment is None for e in evs):
+                cells.append("— | —")
+                continue
+            mean, ci = across_seed_value(evs, metric)
+            cells.append(f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}")
+        lines.append(f"| {name} | {len(evs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
