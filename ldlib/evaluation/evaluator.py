@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,16 +164,27 @@ def across_seed_value(evaluations: Sequence[Evaluation], metric: str) -> tuple[f
 
 
 def generate(model, diffusion: DiffusionConfig, encoder, prompts: list[str], steps: int, guidance: float, seed: int,
-             batch_size: int = 32, progress: bool = True, method: str = "ddim", label: str = "model") -> torch.Tensor:
+             batch_size: int = 32, progress: bool = True, method: str = "ddim", label: str = "model",
+             partial: Path | None = None) -> torch.Tensor:
     """Top-resolution samples (uint8) for every prompt; batch ``j`` uses seed ``seed + j``. Under torchrun the
-    batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result."""
+    batches are dealt out round-robin to the ranks and gathered, so every rank gets the one-process result.
+    ``partial``: a folder where each finished batch is kept, so that an interrupted evaluation resumes at the
+    batch it stopped in (the batches are independent: batch j's samples depend only on its prompts and seed)."""
     ctx = distributed.current()
     starts = list(range(0, len(prompts), batch_size))
     mine = {}
     for j in tqdm(range(ctx.rank, len(starts), ctx.world), disable=not (progress and ctx.is_main), desc="sampling"):
+        kept = partial / f"batch-{j:05d}.safetensors" if partial is not None else None
+        if kept is not None and kept.exists():
+            mine[j] = load_file(str(kept))["images"]
+            continue
         text = encoder.encode(prompts[starts[j] : starts[j] + batch_size])
         mine[j] = to_uint8(sample(model, diffusion, text, steps=steps, guidance=guidance, method=method,
                                   seed=seed + j).top)
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"images": mine[j].contiguous()}, str(kept.with_suffix(".tmp")))
+            os.replace(kept.with_suffix(".tmp"), kept)  # whole batches only: a kill mid-write leaves none
         if ctx.is_main:
             report("sampling", f"{label} ({method}, {steps} steps)", j + 1, len(starts))
     everything = distributed.gather_indexed(mine, ctx)
@@ -201,15 +213,16 @@ def evaluate_model(
     method: str = "ddim",
     label: str = "model",
     reference_name: str = "reference images",
+    partial: Path | None = None,
 ) -> Evaluation:
     """Sample ``n_samples`` images for the first ``n_samples`` reference captions (cycled) with ``method`` and
     ``steps``, and score them. Alignment uses ``classifier`` on shapes (attributes known), else ``matcher``
-    (retrieval accuracy)."""
+    (retrieval accuracy). ``partial`` keeps finished sampling batches there (:func:`generate`)."""
     idx = [i % len(reference) for i in range(n_samples)]
     prompts = [reference.captions[i] for i in idx]
     clock = [time.perf_counter()]
     fake = generate(model, diffusion, encoder, prompts, steps, guidance, seed, progress=progress, method=method,
-                    label=label)
+                    label=label, partial=partial)
     real = reference.images
     if real.shape[-1] != fake.shape[-1]:
         real = to_uint8(downsample(to_float(real), fake.shape[-1]))
@@ -436,7 +449,8 @@ class Evaluator:
                             steps=self.steps, guidance=self.guidance, seed=self.seed, classifier=judge.classifier,
                             matcher=judge.matcher, reference_features=self.features(res), n_boot=self.n_boot,
                             progress=self.progress, method=self.method, label=run.run_dir.name,
-                            reference_name=SPLITS[self.split])
+                            reference_name=SPLITS[self.split], partial=stored.with_name(stored.name + ".partial"))
         ev.save(stored)
+        shutil.rmtree(stored.with_name(stored.name + ".partial"), ignore_errors=True)  # the batches are in ``stored``
         ev.reference = self.features(res)
         return ev

@@ -185,6 +185,10 @@ class Recorder:
         plt.close(fig)
         return path
 
+    def protocol_text(self) -> str:
+        """The protocol as one line of Markdown ("Protocol: reference: ...; generated: ..."), empty when unset."""
+        return protocol_line(self.protocol)
+
     def table(self) -> str:
         """The recorded metrics as a Markdown table (ours, paper's, verdict)."""
         return metrics_table([asdict(m) for m in self.metrics])
@@ -202,6 +206,11 @@ class Recorder:
         path = self.output_dir / "metrics.json"
         atomic_write_text(path, json.dumps(payload, indent=2, default=json_default))
         return path
+
+
+def protocol_line(protocol: dict) -> str:
+    """``{"generated": 1000, ...}`` as "Protocol: generated: 1000; ..." ('' for none)."""
+    return "Protocol: " + "; ".join(f"{k}: {v}" for k, v in protocol.items()) + "." if protocol else ""
 
 
 def fmt(x: float | None, digits: int = 4) -> str:

@@ -15,12 +15,13 @@ from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, NotebookSpec
-from .recorder import ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, verdict_text
+from .recorder import ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, protocol_line, verdict_text
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
 h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
 .warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: .5em .8em; }
+.protocol { font-size: 13px; color: #555; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -110,6 +111,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
         sections.append(
             f"<section id='{name}'><h2>{html.escape(name)}</h2><p>{html.escape(title)} — "
             f"<a href='{name}/{name}.ipynb'>executed notebook</a>, <a href='{name}/metrics.json'>metrics.json</a></p>"
+            + (f"<p class=protocol>{html.escape(protocol_line(metrics['protocol']))}</p>" if metrics.get("protocol") else "")
             + (f"<h3>The paper's claims, checked</h3>{_claims(metrics['claims'])}" if metrics.get("claims") else "")
             + (f"<h3>Numbers</h3>{_metrics(metrics['metrics'])}" if metrics.get("metrics") else "")
             + (f"<h3>Figures</h3><div class=figs>{figs}</div>" if figs else "") + "</section>")
