@@ -24,7 +24,7 @@ from .table1 import RULES as TABLE1_RULES
 PROFILES = ("smoke", "quick", "default", "paper")
 #: profiles whose results are a first pass, labelled indicative in summary.md and the report (what they lack)
 INDICATIVE = {"smoke": "the plumbing test: tiny models and budgets, its numbers mean nothing",
-              "quick": "a first pass: one training seed, 12,800 images per model, 256 samples; verdicts are "
+              "quick": "a first pass: one training seed, 12,800 images per model, 128 samples; verdicts are "
                        "indicative, the default profile decides"}
 
 
@@ -189,7 +189,7 @@ CURVE = {
 SEEDS_VALUES = {"smoke": dict(seeds=2), "quick": dict(seeds=1), "default": dict(seeds=3), "paper": dict(seeds=1)}
 CURVE_VALUES = {
     "smoke": dict(curve_images=[8], n_samples_curve=16),
-    "quick": dict(curve_images=[], n_samples_curve=256),
+    "quick": dict(curve_images=[], n_samples_curve=128),
     "default": dict(curve_images=[12_800, 51_200], n_samples_curve=256),
     "paper": dict(curve_images=[], n_samples_curve=1000),
 }
@@ -207,7 +207,7 @@ TRAINING_VALUES = {
                   batch_size=8, lr=1e-3, text_encoder="minilm", n_samples=16, sample_steps=4, sampler="dpmpp_2m", guidance=3.0, n_boot=10,
                   judge_steps=20),
     "quick": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
-                  budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=256, sample_steps=75,
+                  budget_images=12800, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=128, sample_steps=75,
                   sampler="dpmpp_2m", guidance=3.0, n_boot=50, judge_steps=600),
     "default": dict(preset="cpu16", dataset="emoji3d", data_root="", data_size=2048, n_reference=1000,
                     budget_images=102_400, batch_size=32, lr=5e-4, text_encoder="minilm", n_samples=1000,
@@ -343,6 +343,7 @@ NOTEBOOKS["05_table1"] = _training_spec(
     },
     profiles={
         "smoke": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.2], blur_levels=[4.0]),
+        "quick": dict(flops_preset="paper", rules=["paper"], noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
         "default": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.05, 0.1, 0.2, 0.4],
                         blur_levels=[2.0, 4.0]),
         "paper": dict(flops_preset="paper", rules=["paper"], noise_levels=[0.05, 0.1, 0.2, 0.4],
