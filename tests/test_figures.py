@@ -67,3 +67,14 @@ def test_noised_grid_shows_the_inputs_pixels():
     fig = plots.noised_grid({0.0: [x[:, :, ::2, ::2], x]}, [8, 16], sch)
     check(shown(fig.axes[1]))
     assert to_uint8(x).equal(known(1))
+
+
+def test_budget_curves_draw_each_models_seed_mean_and_each_pairs_interval():
+    points = {"single32": {100: [3.0, 4.0], 200: [2.0, 2.5]}, "layered32": {100: [2.5, 3.5], 200: [1.5, 2.0]}}
+    diffs = {"layered32 - single32": {100: (-0.5, (-1.0, 0.0)), 200: (-0.5, (-0.7, -0.3))}}
+    left, right = plots.budget_curves(points, diffs).axes
+    means = [line.get_ydata().tolist() for line in left.get_lines()]
+    assert [3.5, 2.25] in means and [3.0, 1.75] in means  # one line per model through its seeds' means
+    assert sum(len(c.get_offsets()) for c in left.collections) == 8  # a dot per seed and budget
+    bars = [c for c in right.collections if c.get_segments()]
+    assert any(np.allclose([s[:, 1] for s in c.get_segments()], [[-1.0, 0.0], [-0.7, -0.3]]) for c in bars)
