@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ldlib.evaluation import Evaluation, metrics, paired_difference
-from ldlib.evaluation.evaluator import Evaluator, reference_sets
+from ldlib.data import shapes_dataset
+from ldlib.evaluation.evaluator import Evaluator, other_real_images, reference_sets
 from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
                                          judge_difference)
 from ldlib.reproduction.report import build_report, tally
@@ -126,6 +127,13 @@ def test_reference_is_a_fixed_subset_of_the_training_split():
     assert len(train) == len(val) == 10
     assert torch.equal(train.images, again.images)  # the same subset for every call (and seed)
     assert not torch.equal(train.images, val.images)
+    # the floor at n samples scores n *other* real images of the split against the reference
+    whole = shapes_dataset(40, 16, seed=0).images
+    other = other_real_images(spec, 16, 25, n_reference=10)
+    assert len(other) == 25 and len(other_real_images(spec, 16, 100, n_reference=10)) == 30  # all that is left
+    in_reference = {bytes(x.numpy()) for x in train.images}
+    assert not any(bytes(x.numpy()) in in_reference for x in other)
+    assert {bytes(x.numpy()) for x in other} <= {bytes(x.numpy()) for x in whole}
     with pytest.raises(ValueError, match="split must be one of"):
         reference_sets(spec, [16], split="test")
     with pytest.raises(ValueError, match="split must be one of"):

@@ -277,29 +277,40 @@ def reference_sets(spec: dict, resolutions, n_reference: int = 1000, split: str 
     random subset of ``n_reference`` images of ``split`` of ``spec``'s data set (the same subset for every
     seed and notebook, so paired comparisons share it; ``shapes``' val split is drawn from held-out seeds; a
     folder serves as its own reference)."""
+    return {res: _fixed_subset(_split_data(spec, res, split, n_reference), n_reference)[0] for res in resolutions}
+
+
+def other_real_images(spec: dict, resolution: int, n: int, n_reference: int = 1000, split: str = "train") -> torch.Tensor:
+    """Up to ``n`` real images of the split that are not in its reference set (:func:`reference_sets`): scored
+    against the reference, they give the metric's floor at ``n`` samples, what a model drawing real images of
+    the same distribution would get (``Evaluator.floor_at``)."""
+    data = _split_data(spec, resolution, split, n_reference)
+    _, rest = _fixed_subset(data, n_reference)
+    return data.images[rest[:n]]
+
+
+def _split_data(spec: dict, res: int, split: str, n_reference: int) -> CaptionedImages:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     kind = spec["kind"]
-    out = {}
-    for res in resolutions:
-        if kind == "shapes":
-            data = load_dataset("shapes", split, res, n=n_reference if split == "val" else spec.get("n", 2048),
-                                seed=spec.get("seed", 0))
-        elif kind == "folder":
-            data = load_dataset("folder", "train", res, root=spec["root"])
-        else:
-            rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
-            data = load_dataset(kind, split, res, **rest)
-        out[res] = _fixed_subset(data, n_reference)
-    return out
+    if kind == "shapes":
+        return load_dataset("shapes", split, res, n=n_reference if split == "val" else spec.get("n", 2048),
+                            seed=spec.get("seed", 0))
+    if kind == "folder":
+        return load_dataset("folder", "train", res, root=spec["root"])
+    rest = {k: v for k, v in spec.items() if k not in ("kind", "split")}
+    return load_dataset(kind, split, res, **rest)
 
 
-def _fixed_subset(data: CaptionedImages, n: int) -> CaptionedImages:
+def _fixed_subset(data: CaptionedImages, n: int) -> tuple[CaptionedImages, list[int]]:
+    """A seeded random subset of ``n`` items (all when there are fewer), and the indices of the others in a
+    seeded random order."""
     if len(data) <= n:
-        return data
-    keep = sorted(np.random.default_rng(0).permutation(len(data))[:n].tolist())
-    return CaptionedImages(data.images[keep], [data.captions[i] for i in keep],
-                           [data.attributes[i] for i in keep] if data.attributes else [])
+        return data, []
+    order = np.random.default_rng(0).permutation(len(data)).tolist()
+    keep = sorted(order[:n])
+    return (CaptionedImages(data.images[keep], [data.captions[i] for i in keep],
+                            [data.attributes[i] for i in keep] if data.attributes else []), order[n:])
 
 
 # -------------------------------------------------------------------------------------- alignment judge
@@ -415,6 +426,17 @@ class Evaluator:
     def floor(self, resolution: int) -> tuple[float, float]:
         """FID and KID of two halves of the reference: the noise floor at this sample count."""
         return metrics.half_split_floor(self.features(resolution), self.seed)
+
+    def floor_at(self, resolution: int) -> tuple[float, float, int]:
+        """FID and KID against the reference of ``n_samples`` other real images of the split (fewer if the split
+        has fewer left): the floor at the sample count this protocol scores, and that count."""
+        other = other_real_images(self.spec, resolution, self.n_samples, self.n_reference, self.split)
+        if len(other) < 2:
+            return float("nan"), float("nan"), len(other)
+        features = stored_features(other, progress=self.progress)
+        kid = metrics.kid_from_features(self.features(resolution), features, subset_size=min(100, len(other)),
+                                        seed=self.seed)[0]
+        return metrics.fid_from_features(self.features(resolution), features), kid, len(other)
 
     def describe(self) -> dict:
         """The protocol in words and numbers, for ``metrics.json`` and the notebooks' text."""
