@@ -175,6 +175,13 @@ def _pretrain(args: argparse.Namespace) -> int:
         for row in table:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
+        if args.evaluate:
+            final, curve = table1.evaluators(spec, p)
+            for row in table1.evaluate_rows(table, curve, final):
+                for images, evals in sorted(row.evaluations.items()):
+                    print(f"{rule} {row.name} {images} images: FID "
+                          + ", ".join(f"{e.scores.fid:.1f}" for e in evals) + "; KID x1e3 "
+                          + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))
     return 0
 
 
@@ -200,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--rules", nargs="+", choices=("paper", "none"), help="schedule rules (default: the profile's)")
     pre.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--evaluate", action="store_true",
+                     help="also score the runs with the notebook's protocol (cached: the notebook reads them back)")
     pre.add_argument("--quiet", action="store_true")
     pre.set_defaults(func=_pretrain)
 

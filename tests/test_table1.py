@@ -87,3 +87,26 @@ def test_data_spec_needs_a_folder_for_coco():
     with pytest.raises(ValueError, match="data_root"):
         data_spec("coco")
 
+
+
+def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, capsys):
+    """``ldlib pretrain --evaluate`` stores each run's evaluation under the key notebook 05 asks for, so the
+    notebook reads it back instead of sampling again."""
+    from ldlib import cli
+    from ldlib.reproduction.parameters import NOTEBOOKS
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
+    small = dict(seeds=1, curve_images=[], budget_images=8, batch_size=8, data_size=32, n_reference=8, n_samples=4,
+                 sample_steps=2, judge_steps=2, n_boot=4, text_encoder="hash")
+    argv = ["pretrain", "--profile", "smoke", "--rows", "single16", "--rules", "paper", "--evaluate", "--quiet"]
+    argv += [a for k, v in small.items() for a in ("-p", f"{k}={v!r}")]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "paper single16 8 images: FID" in first
+    p = NOTEBOOKS["05_table1"].parameters("smoke", small)
+    final, _ = table1.evaluators(data_spec(p["dataset"], seed=0, data_size=32), p)
+    table = train_rows(p["preset"], data_spec(p["dataset"], seed=0, data_size=32),
+                       Budget(8, 8, p["lr"], 0, "hash"), [8], 1, "paper", progress=False, only=("single16",))
+    run = table[0].runs[8][0]
+    assert (run.run_dir / f"eval-{final.key(run)}" / "scores.json").exists()
+    assert cli.main(argv) == 0 and capsys.readouterr().out == first  # read back, same numbers

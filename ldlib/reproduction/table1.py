@@ -93,6 +93,18 @@ def train_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int] =
     return table
 
 
+def evaluators(spec: dict, p: Mapping) -> tuple[Evaluator, Evaluator]:
+    """Notebook 05's two protocols from its parameters ``p``: ``final`` scores the largest budget on
+    ``n_samples`` images (with the alignment judge), ``curve`` the budget curve's smaller ones on
+    ``n_samples_curve``; same prompts, noise and reference for both. ``ldlib pretrain --evaluate`` builds them
+    here too, so its evaluations are the notebook's (same cache entries)."""
+    common = dict(seed=p["seed"], text_encoder=p["text_encoder"], n_reference=p["n_reference"],
+                  n_boot=p["n_boot"], method=p["sampler"])
+    final = Evaluator(spec, p["n_samples"], p["sample_steps"], p["guidance"], judge_steps=p["judge_steps"], **common)
+    curve = Evaluator(spec, p["n_samples_curve"], p["sample_steps"], p["guidance"], judge_steps=0, **common)
+    return final, curve
+
+
 def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None) -> list[Row]:
     """Score every run with one protocol, each against the reference at its own resolution: the largest budget
     with ``final`` (more samples, when given), the budget curve's smaller ones with ``evaluator``."""
