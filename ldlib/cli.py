@@ -176,13 +176,22 @@ def _pretrain(args: argparse.Namespace) -> int:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
         if args.evaluate:
-            final, curve = table1.evaluators(spec, p)
-            for row in table1.evaluate_rows(table, curve, final):
-                for images, evals in sorted(row.evaluations.items()):
-                    print(f"{rule} {row.name} {images} images: FID "
-                          + ", ".join(f"{e.scores.fid:.1f}" for e in evals) + "; KID x1e3 "
-                          + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))
+            _pretrain_evaluate(table, table1.evaluators(spec, p), rule, heldout=rule == p["rules"][0])
     return 0
+
+
+def _pretrain_evaluate(table, protocols, rule: str, heldout: bool) -> None:
+    """Score ``table``'s runs as notebook 05 does (the held-out secondary only under its first rule) and print
+    each budget's FID and KID per seed."""
+    from .reproduction import table1
+
+    for row in table1.evaluate_rows(table, protocols.curve, protocols.final):
+        scored = sorted(row.evaluations.items())
+        if heldout:
+            scored.append(("held-out", [protocols.heldout(run) for run in row.runs[max(row.runs)]]))
+        for images, evals in scored:
+            print(f"{rule} {row.name} {images} images: FID " + ", ".join(f"{e.scores.fid:.1f}" for e in evals)
+                  + "; KID x1e3 " + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))
 
 
 def build_parser() -> argparse.ArgumentParser:

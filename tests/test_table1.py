@@ -102,11 +102,12 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     argv += [a for k, v in small.items() for a in ("-p", f"{k}={v!r}")]
     assert cli.main(argv) == 0
     first = capsys.readouterr().out
-    assert "paper single16 8 images: FID" in first
+    assert "paper single16 8 images: FID" in first and "paper single16 held-out images: FID" in first
     p = NOTEBOOKS["05_table1"].parameters("smoke", small)
-    final, _ = table1.evaluators(data_spec(p["dataset"], seed=0, data_size=32), p)
+    protocols = table1.evaluators(data_spec(p["dataset"], seed=0, data_size=32), p)
     table = train_rows(p["preset"], data_spec(p["dataset"], seed=0, data_size=32),
                        Budget(8, 8, p["lr"], 0, "hash"), [8], 1, "paper", progress=False, only=("single16",))
     run = table[0].runs[8][0]
-    assert (run.run_dir / f"eval-{final.key(run)}" / "scores.json").exists()
+    for protocol in (protocols.final, protocols.heldout):
+        assert (run.run_dir / f"eval-{protocol.key(run)}" / "scores.json").exists()
     assert cli.main(argv) == 0 and capsys.readouterr().out == first  # read back, same numbers

@@ -13,7 +13,7 @@ The rows follow the paper's: ``single<r0>`` (the base model, K = 1), ``single<r1
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from ..config import DiffusionConfig, UNetConfig, model_config
 from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
@@ -93,16 +93,26 @@ def train_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int] =
     return table
 
 
-def evaluators(spec: dict, p: Mapping) -> tuple[Evaluator, Evaluator]:
-    """Notebook 05's two protocols from its parameters ``p``: ``final`` scores the largest budget on
-    ``n_samples`` images (with the alignment judge), ``curve`` the budget curve's smaller ones on
-    ``n_samples_curve``; same prompts, noise and reference for both. ``ldlib pretrain --evaluate`` builds them
-    here too, so its evaluations are the notebook's (same cache entries)."""
+class Protocols(NamedTuple):
+    """Notebook 05's evaluations: ``final`` scores the largest budget on ``n_samples`` images (with the alignment
+    judge), ``curve`` the budget curve's smaller ones on ``n_samples_curve``, both against training images;
+    ``heldout`` (the secondary) against the held-out concepts of the validation split."""
+
+    final: Evaluator
+    curve: Evaluator
+    heldout: Evaluator
+
+
+def evaluators(spec: dict, p: Mapping) -> Protocols:
+    """Notebook 05's protocols from its parameters ``p``, with the same prompts and sampling noise for all.
+    ``ldlib pretrain --evaluate`` builds them here too, so its evaluations are the notebook's (same cache
+    entries)."""
     common = dict(seed=p["seed"], text_encoder=p["text_encoder"], n_reference=p["n_reference"],
                   n_boot=p["n_boot"], method=p["sampler"])
-    final = Evaluator(spec, p["n_samples"], p["sample_steps"], p["guidance"], judge_steps=p["judge_steps"], **common)
-    curve = Evaluator(spec, p["n_samples_curve"], p["sample_steps"], p["guidance"], judge_steps=0, **common)
-    return final, curve
+    steps, guidance, n_curve = p["sample_steps"], p["guidance"], p["n_samples_curve"]
+    return Protocols(Evaluator(spec, p["n_samples"], steps, guidance, judge_steps=p["judge_steps"], **common),
+                     Evaluator(spec, n_curve, steps, guidance, judge_steps=0, **common),
+                     Evaluator(spec, n_curve, steps, guidance, judge_steps=0, split="val", **common))
 
 
 def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None) -> list[Row]:
