@@ -80,7 +80,6 @@ def _extrapolated(x0: torch.Tensor, x0_prev: torch.Tensor | None, h: float, h_pr
     return (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
 
 
-@torch.no_grad()
 def _next_noise(z: torch.Tensor, x_hat: torch.Tensor, now: tuple, nxt: tuple, ancestral: bool,
                 gen: torch.Generator, device) -> torch.Tensor:
     """One level's noise state for the next time s: eps = (z(t) - alpha_t x_hat) / sigma_t (DDIM and 2M keep
@@ -97,6 +96,7 @@ def _next_noise(z: torch.Tensor, x_hat: torch.Tensor, now: tuple, nxt: tuple, an
     return (z_next - a_s * x_hat) / s_s
 
 
+@torch.no_grad()  # without it each step's graph is kept through x_hat: memory grows with the step count
 def sample(
     model,
     diffusion: DiffusionConfig,

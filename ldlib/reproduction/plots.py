@@ -89,7 +89,7 @@ def filter_kernels(n: int, factor: int):
     bil_rows = axis_weights("bilinear", n, factor)
     mid = n // factor // 2
     pos = np.arange(n) - (mid * factor + (factor - 1) / 2)
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ax.plot(pos, sinc_rows[mid], ".-", label="sinc (eq. 1, unit-variance scaled)", color=KIND_COLOURS["sinc"])
     ax.plot(pos, bil_rows[mid], ".-", label="bilinear, anti-aliased (unit-variance scaled)", color=KIND_COLOURS["bilinear"])
     ax.axhline(0, color="k", lw=0.6)
@@ -97,7 +97,7 @@ def filter_kernels(n: int, factor: int):
     ax.set_xlabel("top-resolution pixel offset from the output pixel's centre")
     ax.set_ylabel("weight")
     ax.set_title(f"1-D weights of one output pixel, downsampling by {factor}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)  # inside, it covers the peak
     fig.tight_layout()
     return fig
 
