@@ -78,3 +78,15 @@ def test_budget_curves_draw_each_models_seed_mean_and_each_pairs_interval():
     assert sum(len(c.get_offsets()) for c in left.collections) == 8  # a dot per seed and budget
     bars = [c for c in right.collections if c.get_segments()]
     assert any(np.allclose([s[:, 1] for s in c.get_segments()], [[-1.0, 0.0], [-0.7, -0.3]]) for c in bars)
+
+
+def test_budget_curves_keep_close_single_points_close():
+    """One budget per arm at nearly the same x (equal wall time: 228 vs 232 s) must not fill the log axis."""
+    points = {"full images": {228.0: [234.0]}, "crops of 16px": {232.0: [250.5]}}
+    fig = plots.budget_curves(points, {"crops - full": {228.0: (16.6, (9.0, 24.1))}}, xlabel="training seconds")
+    for axis in fig.axes:
+        lo, hi = axis.get_xlim()
+        assert lo < 228.0 and hi > 232.0 and hi / lo >= 4.0
+    points = {"single32": {12800: [1.0], 102400: [0.5]}}  # a wide curve keeps its own range, padded
+    lo, hi = plots.budget_curves(points, {"single32 - single32": {12800: (0.0, (-1.0, 1.0))}}).axes[0].get_xlim()
+    assert 6000 < lo < 12800 and 102400 < hi < 220000

@@ -273,8 +273,15 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         ax.plot(budgets, [np.mean(curve[b]) for b in budgets], style, color=color, label=name, marker="o", ms=3)
         for b in budgets:
             ax.scatter([b] * len(curve[b]), curve[b], color=color, s=9, alpha=0.5)
+    xs = [b for curve in points.values() for b in curve]
+    lo, hi = min(xs), max(xs)
+    # at least a 4x span: with one budget per arm (e.g. equal wall time, 228 vs 232 s) an auto-scaled log axis
+    # would stretch a 2% gap across the whole panel
+    span = max(4.0, hi / lo * 1.6)
+    centre = (lo * hi) ** 0.5
     for axis in (ax, bx):
         axis.set_xscale("log")
+        axis.set_xlim(centre / span**0.5, centre * span**0.5)
         axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 100
                                                                        else f"{v:.3g}"))
         axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
