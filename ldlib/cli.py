@@ -169,6 +169,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     p = NOTEBOOKS["05_table1"].parameters(args.profile, overrides, seed=args.seed)
     spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
     budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
+    protocols = table1.evaluators(spec, p) if args.evaluate else None  # once: their references and judge are shared
     for rule in args.rules or p["rules"]:
         table = table1.train_rows(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
                                   rule, progress=not args.quiet, only=tuple(args.rows or ()))
@@ -176,7 +177,7 @@ def _pretrain(args: argparse.Namespace) -> int:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
         if args.evaluate:
-            _pretrain_evaluate(table, table1.evaluators(spec, p), rule, heldout=rule == p["rules"][0])
+            _pretrain_evaluate(table, protocols, rule, heldout=rule == p["rules"][0])
     return 0
 
 

@@ -104,7 +104,7 @@ class Protocols(NamedTuple):
 
 
 def evaluators(spec: dict, p: Mapping) -> Protocols:
-    """Notebook 05's protocols from its parameters ``p``, with the same prompts and sampling noise for all.
+    """Notebook 05's protocols from its parameters ``p``, with the same sampling noise for all.
     ``ldlib pretrain --evaluate`` builds them here too, so its evaluations are the notebook's (same cache
     entries)."""
     common = dict(seed=p["seed"], text_encoder=p["text_encoder"], n_reference=p["n_reference"],
