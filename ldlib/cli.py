@@ -298,10 +298,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def leave_process_group() -> None:
+    """End a torchrun job that succeeded with every rank leaving the process group together (no-op otherwise).
+
+    PyTorch asks each process to destroy its group before exiting; without it the first rank to finish closes its
+    sockets while another still works (rank 0 writing gathered samples). Only on success: after an error a barrier
+    would wait for ranks that never arrive. It lives here, with the process's lifetime, not in
+    ``runtime.distributed``, whose source is part of the training code's fingerprint."""
+    if "torch" not in sys.modules:  # commands that never imported torch have no group to leave
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        leave_process_group()
+        return code
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
     except (ParameterError, FileNotFoundError, FileExistsError, RuntimeError, ValueError, ImportError, OSError) as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ldlib.cli import leave_process_group
 from ldlib.config import DiffusionConfig, TrainConfig, model_config
 from ldlib.data import shapes_dataset
 from ldlib.data.text import HashTextEncoder, encode_unique
@@ -35,3 +36,4 @@ else:
                       batch_size=3, progress=False)
     if ctx.is_main:
         torch.save(images, sys.argv[3])
+leave_process_group()  # as ldlib.cli.main does after every command

@@ -20,6 +20,11 @@ def torchrun(*args, **kw):
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def shown(out: str) -> str:
+    """Enough of torchrun's output to hold the failed rank's own message, not only the launcher's report."""
+    return out[-8000:]
+
+
 def alone(*args):
     return subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=ENV, capture_output=True, text=True,
                           timeout=300)
@@ -29,7 +34,7 @@ def test_two_processes_equal_one(tmp_path):
     # the two processes also accumulate their shards over 2 micro-batches (no gradient sync on the first)
     job = torchrun("train", tmp_path / "ddp", 4, 4, 2)
     out, _ = job.communicate(timeout=300)
-    assert job.returncode == 0, out[-2000:]
+    assert job.returncode == 0, shown(out)
     single = alone("train", tmp_path / "one", 4, 4)
     assert single.returncode == 0, single.stderr[-2000:]
     a = load_file(str(tmp_path / "ddp" / "step-00000004" / "model.safetensors"))
@@ -70,10 +75,22 @@ def test_sampling_is_sharded_and_gathered(tmp_path):
     assert alone("train", tmp_path / "run", 2, 2).returncode == 0
     job = torchrun("sample", tmp_path / "run", tmp_path / "ddp.pt")
     out, _ = job.communicate(timeout=300)
-    assert job.returncode == 0, out[-2000:]
+    assert job.returncode == 0, shown(out)
     single = alone("sample", tmp_path / "run", tmp_path / "one.pt")
     assert single.returncode == 0, single.stderr[-2000:]
     import torch
 
     a, b = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
     assert a.shape == (10, 3, 64, 64) and torch.equal(a, b)  # four batches over two ranks, same seeds
+
+
+def test_a_finished_command_leaves_its_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from ldlib.cli import leave_process_group
+
+    leave_process_group()  # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    leave_process_group()
+    assert not dist.is_initialized()

@@ -3,6 +3,7 @@ library does not already expose; it only draws and returns a matplotlib figure."
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -185,8 +186,9 @@ def model_grid(samples: Mapping[str, torch.Tensor], prompts: Sequence[str], n: i
             ax.imshow(to_display(images[c]), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
-                ax.set_title("\n".join(prompts[c][i:i + 22] for i in range(0, min(len(prompts[c]), 66), 22)), fontsize=7)
-        axes[r, 0].set_ylabel(f"{name}\n{images.shape[-1]}px", fontsize=9)
+                ax.set_title(textwrap.fill(prompts[c], 24, max_lines=3, placeholder="..."), fontsize=7)
+        # wrapped at word boundaries so that long model names stay within their own row
+        axes[r, 0].set_ylabel(textwrap.fill(f"{name} ({images.shape[-1]} px)", 20), fontsize=9)
     fig.tight_layout()
     return fig
 
