@@ -74,6 +74,21 @@ def test_crop_consistency_isolates_geometry_from_groupnorm():
     assert normed[-1]["max abs diff, central half"] > 1e-4  # GroupNorm sees the crop's statistics
 
 
+def test_the_speed_is_measured_once_per_machine_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(cropping, "training_speed", lambda *a, **k: measured.append(a) or 100.0 + len(measured))
+    first = cropping.measured_training_speed("smoke", 3, 8, 16, steps=2)
+    assert cropping.measured_training_speed("smoke", 3, 8, 16, steps=2) == first == 101.0  # read back
+    assert len(measured) == 1
+    assert cropping.measured_training_speed("smoke", 3, 8, None, steps=2) == 102.0  # another variant is measured
+    from ldlib.reproduction import runner
+
+    real = runner.device_info
+    monkeypatch.setattr(runner, "device_info", lambda: {**real(), "cpu": "another machine"})
+    assert cropping.measured_training_speed("smoke", 3, 8, 16, steps=2) == 103.0  # another machine measures anew
+
+
 def test_training_speed_runs_cropped_and_full():
     assert cropping.training_speed("smoke", 3, 2, None, steps=1, warmup=0) > 0
     assert cropping.training_speed("smoke", 3, 2, 16, steps=1, warmup=0) > 0

@@ -263,7 +263,8 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                   differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]], metric: str = "FID",
                   xlabel: str = "images seen", title: str = "layered - single"):
     """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
-    curve), one dot per training seed and a line through the seeds' means. Right: each pair's paired difference
+    curve), one marker per training seed (filled circles layered, open squares single) and a line through
+    the seeds' means. Right: each pair's paired difference
     per budget with its 95% interval (below 0: the first model is better), so a reader sees whether the
     ordering holds as training grows."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -271,10 +272,14 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
     colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}
     for name, curve in points.items():
         budgets = sorted(curve)
-        color, style = colours[_target(name)], "-" if name.startswith("layered") else "--"
-        ax.plot(budgets, [np.mean(curve[b]) for b in budgets], style, color=color, label=name, marker="o", ms=3)
+        layered = name.startswith("layered")
+        # markers tell single from layered even where a curve has one budget and so no line
+        color, style, marker = colours[_target(name)], "-" if layered else "--", "o" if layered else "s"
+        ax.plot(budgets, [np.mean(curve[b]) for b in budgets], style, color=color, label=name, marker=marker, ms=4,
+                mfc=color if layered else "none")
         for b in budgets:
-            ax.scatter([b] * len(curve[b]), curve[b], color=color, s=9, alpha=0.5)
+            ax.scatter([b] * len(curve[b]), curve[b], s=12, alpha=0.6, marker=marker,
+                       facecolors=color if layered else "none", edgecolors=color)
     xs = [b for curve in points.values() for b in curve]
     lo, hi = min(xs), max(xs)
     # at least a 4x span: with one budget per arm (e.g. equal wall time, 228 vs 232 s) an auto-scaled log axis
@@ -290,7 +295,7 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         axis.set_xticks(sorted(next(iter(points.values()))))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {xlabel} (dots: seeds)")
+    ax.set_title(f"{metric} vs {xlabel} (small markers: seeds)")
     ax.legend(fontsize=8)
     for i, (name, curve) in enumerate(differences.items()):
         budgets = sorted(curve)
