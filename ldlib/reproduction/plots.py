@@ -264,9 +264,8 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                   xlabel: str = "images seen", title: str = "layered - single"):
     """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
     curve), one marker per training seed (filled circles layered, open squares single) and a line through
-    the seeds' means. Right: each pair's paired difference
-    per budget with its 95% interval (below 0: the first model is better), so a reader sees whether the
-    ordering holds as training grows."""
+    the seeds' means. Right: each pair's paired difference per budget with its 95% interval (below 0: the first
+    model is better), so a reader sees whether the ordering holds as training grows."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     # one colour per target resolution (its single and layered model side by side), solid lines for layered
     colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}

@@ -117,7 +117,8 @@ def measured_training_speed(preset: str, levels: int, batch_size: int, crop_size
 
     Notebook 03's equal-wall-time budgets are derived from this speed, so a fresh measurement at every execution
     would make a rerun over the same cache ask for other runs (on one machine: 2.21x, then 2.12x, which fall on
-    either side of a rounding step of :func:`equal_time_images`: 28,800 vs 27,200 cropped images)."""
+    either side of a rounding step of :func:`equal_time_images`: 28,800 vs 27,200 cropped images). A measurement
+    taken beside other work is kept too: delete its file under ``speeds/`` in the cache to measure again."""
     from ..runtime.cache import cache_root, code_fingerprint
     from ..runtime.files import atomic_write_text, read_json
     from .run_cache import TRAINING_CODE
