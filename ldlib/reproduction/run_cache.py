@@ -39,6 +39,11 @@ TRAJECTORY_FREE = ("steps", "checkpoint_every")
 TRAINING_CODE = ("ldlib.training.train", "ldlib.training.checkpoint", "ldlib.data.datasets", "ldlib.data.text")
 
 
+def key_digest(key: dict) -> str:
+    """12 hex digits naming what ``key`` (JSON-able; key order does not matter) describes in the cache."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,
                 init_from: Path | None = None) -> Path:
     """The run's folder, ``<name>-<hash>``. The hash alone identifies a run: a folder with the same hash under
@@ -50,7 +55,7 @@ def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, traini
     if init_from is not None:  # a stacked model differs from a fresh one with the same configs
         init_from = Path(init_from)
         key["init_from"] = f"{init_from.parent.name}/{init_from.name}"
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    digest = key_digest(key)
     root = cache_root() / "runs"
     existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
     return existing[0] if existing else root / f"{name}-{digest}"

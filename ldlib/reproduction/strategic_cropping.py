@@ -6,7 +6,6 @@ the full points' wall times (time-to-quality curves), compared at equal wall tim
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Mapping, Sequence
@@ -121,15 +120,14 @@ def measured_training_speed(preset: str, levels: int, batch_size: int, crop_size
     taken beside other work is kept too: delete its file under ``speeds/`` in the cache to measure again."""
     from ..runtime.cache import cache_root, code_fingerprint
     from ..runtime.files import atomic_write_text, read_json
-    from .run_cache import TRAINING_CODE
+    from .run_cache import TRAINING_CODE, key_digest
     from .runner import device_info
 
     machine = {k: v for k, v in device_info().items() if k in ("cpu", "cpu_count", "torch_threads", "cpu_capability",
                                                                  "cuda")}
     key = dict(preset=preset, levels=levels, batch_size=batch_size, crop_size=crop_size, steps=steps, seed=seed,
                machine=machine, torch=torch.__version__, training_code=code_fingerprint(TRAINING_CODE))
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_root() / "speeds" / f"{preset}-{levels}-crop{crop_size or 0}-{digest}.json"
+    path = cache_root() / "speeds" / f"{preset}-{levels}-crop{crop_size or 0}-{key_digest(key)}.json"
     stored = read_json(path)  # {} when not measured yet (or the file is unreadable: measured again)
     if "images_per_s" in stored:
         return float(stored["images_per_s"])
