@@ -228,7 +228,8 @@ def plan(presets: list[str], device: str, quick: bool, ablate: bool) -> list[dic
     sample_batch = {"smoke": 4, "cpu16": 8, "cpu32": 4, "paper": 16}
     jobs = [{"kind": "ceiling"}]
     for preset in presets:
-        steps = 2 if quick else train_steps[preset]
+        # a GPU runs the small presets' steps in milliseconds: time more of them
+        steps = 2 if quick else train_steps[preset] * (5 if device == "cuda" and preset != "paper" else 1)
         for levels in (2, 3):
             for single in (True, False):
                 jobs.append({"kind": "train", "preset": preset, "levels": levels, "single": single,
@@ -341,7 +342,7 @@ def markdown(report: dict, before: dict | None = None) -> str:
     meta = report["meta"]
     lines = [f"# Benchmark: {meta['device']} ({meta['cpu_capability']}, {meta['threads']} threads), torch {meta['torch']}",
              "", f"Measured {meta['date']} with `{meta['command']}` at commit {meta['commit']} "
-             f"(library: {meta['code']}).", "",
+             f"(library: {meta['code']})." + (f" {meta['note']}." if meta.get("note") else ""), "",
              "## Machine ceiling", "", "| op | fp32 GFLOP/s | bf16 GFLOP/s |", "|---|---|---|",
              f"| dense matmul | {_f(c['matmul_fp32_gflops'])} | {_f(c['matmul_bf16_gflops'])} |",
              f"| 3x3 conv (channels_last) | {_f(c['conv3x3_fp32_gflops'])} | {_f(c['conv3x3_bf16_gflops'])} |", "",
@@ -419,6 +420,23 @@ def markdown(report: dict, before: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measure(jobs: list[dict], code: Path, meta: dict, raw: Path) -> list[dict]:
+    """Run each job in its own worker; the results so far are rewritten to ``raw`` after each one, so a run cut
+    short by a time limit (a lent GPU) keeps them (``--from-raw`` summarises them)."""
+    from tqdm.auto import tqdm
+
+    from ldlib.runtime.device import cpu_has_native_bf16
+
+    native = cpu_has_native_bf16()
+    results = []
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    for spec in tqdm(jobs, desc="benchmark", unit="job"):
+        spec["native_bf16"] = native
+        results.append({"spec": spec, "result": run_worker(spec, code)})
+        raw.write_text(json.dumps({"meta": meta, "raw": results}, indent=1))
+    return results
+
+
 def _commit(code: Path) -> str:
     try:
         out = subprocess.run(["git", "-C", str(code), "describe", "--always", "--dirty"], capture_output=True, text=True)
@@ -437,6 +455,7 @@ def main() -> None:
     ap.add_argument("--label", default="", help="suffix of the output name, e.g. before")
     ap.add_argument("--compare", type=Path, help="an earlier JSON from this harness: adds a before/after table")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--from-raw", type=Path, help="summarise <stem>-raw.json, the jobs a run cut short finished")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -445,33 +464,34 @@ def main() -> None:
         return
 
     import torch
-    from tqdm.auto import tqdm
-
-    from ldlib.runtime.device import cpu_has_native_bf16
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     presets = args.presets or (["cpu16", "cpu32", "paper"] if device == "cuda" else ["cpu16", "cpu32"])
-    jobs = plan(presets, device, args.quick, args.ablate)
-    native = cpu_has_native_bf16()
-    results = []
-    for spec in tqdm(jobs, desc="benchmark", unit="job"):
-        spec["native_bf16"] = native
-        results.append({"spec": spec, "result": run_worker(spec, args.code.resolve())})
+    stem = device + (f"-{args.label}" if args.label else "") + ("-quick" if args.quick else "")
+    if args.from_raw:  # a run cut short: summarise the jobs it finished, measure nothing
+        saved = json.loads(args.from_raw.read_text())
+        meta, results = saved["meta"], saved["raw"]
+        meta["note"] = f"summarised from {args.from_raw.name} ({len(results)} jobs finished)"
+    else:
+        name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
+        meta = {"device": f"{device} ({name})", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads(), "torch": torch.__version__, "code": str(args.code),
+                "commit": _commit(args.code), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "command": " ".join(["benchmarks/bench.py", *sys.argv[1:]]), "quick": args.quick}
+        results = measure(plan(presets, device, args.quick, args.ablate), args.code.resolve(), meta,
+                          args.out / f"{stem}-raw.json")
     report = summarise(results)
-    report["paper_memory"] = paper_memory(device)
-    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
-    report["meta"] = {"device": f"{device} ({name})", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                      "threads": torch.get_num_threads(), "torch": torch.__version__, "code": str(args.code),
-                      "commit": _commit(args.code), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                      "command": " ".join(["benchmarks/bench.py", *sys.argv[1:]]), "quick": args.quick}
+    report["paper_memory"] = None if args.from_raw else paper_memory(device)
+    report["meta"] = meta
     report["raw"] = results
     before = json.loads(args.compare.read_text()) if args.compare else None
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = device + (f"-{args.label}" if args.label else "") + ("-quick" if args.quick else "")
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2))
     (args.out / f"{stem}.md").write_text(markdown(report, before))
     print(markdown(report, before))
     print(f"wrote {args.out / stem}.json and .md")
+    if not args.from_raw:
+        (args.out / f"{stem}-raw.json").unlink(missing_ok=True)  # its jobs are in the report's "raw"
 
 
 if __name__ == "__main__":

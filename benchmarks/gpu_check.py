@@ -128,7 +128,8 @@ def markdown(report: dict) -> str:
     lines = [f"# GPU acceptance run: {report['device']}", "",
              f"torch {report['torch']}, preset `{report['preset']}`; bf16 matmul ceiling "
              f"{c['bf16_tflops']:.3g} TFLOP/s, fp32 {c['fp32_tflops']:.3g} TFLOP/s (this run); total "
-             f"{report['wall_s']:.0f} s.", "",
+             f"{report['wall_s']:.0f} s" + ("." if report["complete"] else " (cut short: the rows measured before)."),
+             "",
              "| model | batch | act. ckpt | compile | images/s | MFU (bf16) | peak GiB | estimate GiB |",
              "|---|---:|---|---|---:|---:|---:|---:|"]
     for r in report["train"]:
@@ -139,6 +140,14 @@ def markdown(report: dict) -> str:
     for r in report["sample"]:
         lines.append(f"| {r['model']} | {r['method']} | {r['steps']} | {r['s_per_image']:.3f} ({r['batch']}) |")
     return "\n".join(lines) + "\n"
+
+
+def save(report: dict, stem: Path) -> None:
+    """Write ``<stem>.json`` and ``.md`` with the rows measured so far."""
+    report["wall_s"] = time.perf_counter() - T0
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    stem.with_suffix(".md").write_text(markdown(report))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -166,21 +175,29 @@ def main(argv: list[str] | None = None) -> dict:
     top = next(iter(models.values())).resolutions[-1]
     data = shapes_dataset(64, top, seed=0)
     text, index = encode_unique(HashTextEncoder(), data.captions)
-    rows = []
-    for name, cfg in models.items():
-        b, ckpt = plan_batch(cfg, batch, budget, precision)
-        for compile_ in ((False,) if args.no_compile else (False, True)):
-            row = train_row(name, cfg, dev, precision, b, ckpt, compile_, steps, data, text, index)
-            row["mfu"] = row["images_per_s"] * 3 * row["forward_flops_per_image"] / (ceiling["bf16_tflops"] * 1e12)
-            rows.append(row)
-    samples = [sample_row(name, cfg, dev, 4 if dry else 16, 3 if dry else 25, method)
-               for name, cfg in models.items() for method in ("ddim", "dpmpp_2m")]
     report = {"device": device_name(dev), "torch": torch.__version__, "preset": preset, "ceiling": ceiling,
-              "train": rows, "sample": samples, "wall_s": time.perf_counter() - T0}
-    args.out.mkdir(parents=True, exist_ok=True)
+              "train": [], "sample": [], "complete": False}
     stem = args.out / report["device"]
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    stem.with_suffix(".md").write_text(markdown(report))
+    plans = {name: plan_batch(cfg, batch, budget, precision) for name, cfg in models.items()}
+
+    def train_rows(compile_: bool) -> None:
+        for name, cfg in models.items():
+            row = train_row(name, cfg, dev, precision, *plans[name], compile_, steps, data, text, index)
+            row["mfu"] = row["images_per_s"] * 3 * row["forward_flops_per_image"] / (ceiling["bf16_tflops"] * 1e12)
+            report["train"].append(row)
+            save(report, stem)
+
+    # eager training and sampling first, compiled training last: a run cut short by a time limit still leaves
+    # the rows it finished on disk (save() after each one, "complete": false until the end)
+    train_rows(False)
+    for name, cfg in models.items():
+        for method in ("ddim", "dpmpp_2m"):
+            report["sample"].append(sample_row(name, cfg, dev, 4 if dry else 16, 3 if dry else 25, method))
+            save(report, stem)
+    if not args.no_compile:
+        train_rows(True)
+    report["complete"] = True
+    save(report, stem)
     log(f"wrote {stem}.json and {stem}.md")
     return report
 

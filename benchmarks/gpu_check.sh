@@ -9,7 +9,10 @@
 # 3. runs benchmarks/gpu_check.py: the paper preset's 512 px models trained in bf16 with and without
 #    torch.compile (activation checkpointing where `ldlib memory` says it is needed) and sampled, written to
 #    results/bench/<gpu>.json and .md (images/s, MFU against this run's bf16 matmul ceiling, peak memory
-#    against the estimate).
+#    against the estimate), rewritten after each row so a run cut short keeps what it measured;
+# 4. on a GPU only, benchmarks/bench.py --presets cpu16 --label cpu16: the default profile's models (cpu16)
+#    trained and sampled on this GPU at the profile's batch, to set beside results/bench/cpu.md (what a GPU
+#    changes for the `default` profile) -> <out>/cuda-cpu16.json and .md.
 #
 # Fill DIR on a machine with a network, for the GPU machine's Python (e.g. 3.12):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d wheels \
@@ -26,13 +29,15 @@ PY="${PYTHON:-python3}"
 WHEELS=""
 ARGS=()
 DRY=0
+OUT="results/bench"
 while [ $# -gt 0 ]; do
     case "$1" in
         --wheels) WHEELS="$2"; shift 2 ;;
         --cpu-dry-run) DRY=1; ARGS+=("$1"); shift ;;
-        --out|--steps|--batch) ARGS+=("$1" "$2"); shift 2 ;;
+        --out) OUT="$2"; ARGS+=("$1" "$2"); shift 2 ;;
+        --steps|--batch) ARGS+=("$1" "$2"); shift 2 ;;
         --no-compile) ARGS+=("$1"); shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -59,4 +64,8 @@ else
 fi
 echo "== training and sampling"
 "$PY" benchmarks/gpu_check.py "${ARGS[@]}"
+if [ "$DRY" = 0 ]; then
+    echo "== the default profile's models (cpu16) on this GPU"
+    "$PY" benchmarks/bench.py --presets cpu16 --device cuda --label cpu16 --out "$OUT"
+fi
 echo "== done in $(( $(date +%s) - start )) s"

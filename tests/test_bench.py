@@ -76,3 +76,32 @@ def test_markdown_has_the_tables_and_the_before_after():
     assert "| smoke | 64 | 10 | 20 | 2 |" in text
     assert "| layout: contiguous (NCHW) | train images/s | 20 | 10 | 0.5 |" in text
     assert "| smoke | 1 | 1.25 | 1.25 |" in text  # the interleaved sampling-layout A/B, medians
+
+
+def test_a_run_cut_short_keeps_its_jobs_and_from_raw_summarises_them(tmp_path, monkeypatch):
+    results = fake_results()
+    jobs = [r["spec"] for r in results]
+    done = iter(r["result"] for r in results[:5])
+
+    def worker(spec, code):  # five jobs finish, then the run is cut (a lent GPU's time limit)
+        try:
+            return next(done)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr(bench, "run_worker", worker)
+    raw = tmp_path / "cpu-raw.json"
+    with pytest.raises(KeyboardInterrupt):
+        bench.measure(jobs, Path("."), {"device": "cpu (test)"}, raw)
+    import json
+
+    saved = json.loads(raw.read_text())
+    assert [r["result"] for r in saved["raw"]] == [r["result"] for r in results[:5]]
+    meta = {"device": "cpu (test)", "cpu_capability": "AVX2", "threads": 2, "torch": "x", "code": "here",
+            "commit": "abc", "date": "today", "command": "bench.py", "quick": True}
+    raw.write_text(json.dumps({"meta": meta, "raw": saved["raw"]}))
+    monkeypatch.setattr("sys.argv", ["bench.py", "--device", "cpu", "--from-raw", str(raw), "--out", str(tmp_path)])
+    bench.main()
+    text = (tmp_path / "cpu.md").read_text()
+    assert "summarised from cpu-raw.json (5 jobs finished)" in text and "| smoke | 32 | 10 | 20 | 2 |" in text
+    assert raw.exists()  # the input is left in place

@@ -17,7 +17,7 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "== GPU-marked tests" in done.stdout and "== done in" in done.stdout
     report = json.loads((tmp_path / "cpu-dry-run.json").read_text())
-    assert report["preset"] == "smoke" and report["ceiling"]["bf16_tflops"] > 0
+    assert report["preset"] == "smoke" and report["ceiling"]["bf16_tflops"] > 0 and report["complete"] is True
     train = {(r["model"], r["compile"]) for r in report["train"]}
     assert train == {("single64", False), ("single64", True), ("layered64", False), ("layered64", True)}
     for r in report["train"]:
@@ -25,7 +25,7 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path):
     assert {(r["model"], r["method"]) for r in report["sample"]} == {
         (m, s) for m in ("single64", "layered64") for s in ("ddim", "dpmpp_2m")}
     table = (tmp_path / "cpu-dry-run.md").read_text()
-    assert table.count("| layered64 |") == 4 and "MFU (bf16)" in table
+    assert table.count("| layered64 |") == 4 and "MFU (bf16)" in table and "cut short" not in table
 
 
 def test_gpu_check_refuses_to_run_without_a_gpu_unless_dry():
