@@ -77,3 +77,30 @@ def test_an_interrupted_sampling_resumes_at_its_batch(tmp_path):
     resumed = Smooth()
     again = generate(resumed, diff, enc, prompts, 2, 2.0, 0, batch_size=4, progress=False, partial=tmp_path / "part")
     assert resumed.calls == 2 and torch.equal(again, straight)  # only the last batch was sampled
+
+
+def test_the_judge_and_the_corrupted_references_are_stored_and_read_back(tmp_path, monkeypatch):
+    """A notebook re-executed over the same cache trains no second matcher and runs no second Inception pass
+    over the corrupted halves, and reads back the same numbers."""
+    from ldlib.evaluation import evaluator as ev_mod
+    from ldlib.evaluation import metrics
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
+    data = shapes_dataset(64, 32, seed=0)
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    first = ev_mod.stored_matcher(data.images, text, index, steps=3, seed=0, progress=False)
+    reference = data.images[:16]
+    features = np.random.default_rng(0).normal(size=(16, 2048)).astype(np.float32)
+    levels = {"noise": [0.1, 0.4]}
+    curves = ev_mod.corruption_sanity(reference, features, levels, seed=0, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed again instead of read back")
+
+    monkeypatch.setattr(ev_mod, "train_matcher", refuse)
+    monkeypatch.setattr(metrics, "extract", refuse)
+    again = ev_mod.stored_matcher(data.images, text, index, steps=3, seed=0, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert ev_mod.corruption_sanity(reference, features, levels, seed=0, progress=False) == curves
+    with pytest.raises(AssertionError, match="computed again"):  # another seed is another judge
+        ev_mod.stored_matcher(data.images, text, index, steps=3, seed=1, progress=False)

@@ -49,6 +49,8 @@ from .retrieval import ImageTextMatcher, retrieval_accuracy, train_matcher
 EVALUATION_CODE = (__name__,)
 #: ... and a reference set's stored features.
 FEATURES_CODE = ("ldlib.evaluation.metrics",)
+#: ... and a stored alignment judge (matcher).
+MATCHER_CODE = ("ldlib.evaluation.retrieval",)
 
 
 @dataclass
@@ -257,8 +259,10 @@ def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dic
     grows with every step of corruption."""
     a, b = metrics.split_halves(len(reference), seed)
     mu, sigma = metrics.gaussian_stats(features[a])
-    return {kind: [metrics.frechet_distance_to(mu, sigma, metrics.extract(
-                metrics.inception(), metrics.corrupt(reference[b], kind, v, seed=seed), progress=progress))
+    # the degraded halves are seeded, hence the same at every execution: their features are stored like a
+    # reference's (at default, six levels of 500 images: ~10 minutes of Inception on two cores otherwise)
+    return {kind: [metrics.frechet_distance_to(mu, sigma, stored_features(
+                metrics.corrupt(reference[b], kind, v, seed=seed), progress=progress))
                 for v in values]
             for kind, values in levels.items()}
 
@@ -337,11 +341,37 @@ def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int =
         return Judge("attribute accuracy (shapes classifier)", classifier=clf, ceiling=acc.accuracy)
     train = from_spec(spec, 64)
     text, index = encode_unique(encoder, train.captions)
-    matcher = train_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
+    matcher = stored_matcher(train.images, text, index, steps=steps, seed=seed, progress=progress)
     ref_text, ref_index = encode_unique(encoder, reference.captions)
     ceiling = retrieval_accuracy(matcher, reference.images, ref_text, ref_index, seed=seed)
     return Judge("retrieval accuracy among 32 captions (ldlib matcher, not CLIP)", matcher=matcher,
                  ceiling=ceiling, chance=1 / 32)
+
+
+def _content_hash(*tensors: torch.Tensor, extra: object) -> str:
+    """A digest of the tensors' bytes and shapes and of ``extra`` (JSON): a cache key by content."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    h.update(json.dumps([[list(t.shape) for t in tensors], extra]).encode())
+    return h.hexdigest()[:16]
+
+
+def stored_matcher(images: torch.Tensor, text, index: torch.Tensor, steps: int, seed: int,
+                   progress: bool = True) -> ImageTextMatcher:
+    """The alignment judge's image-text matcher (``retrieval.train_matcher``), trained once per training set,
+    caption encoding, steps and seed and stored in the cache (``judges/``) under a hash of them and of the
+    matcher's code, so every notebook and re-run that uses the same judge reads it back (~3.5 minutes of
+    training on two cores otherwise) and scores with bitwise the same weights."""
+    key = _content_hash(images, text.pooled, index, extra=[steps, seed, code_fingerprint(MATCHER_CODE)])
+    path = cache_root() / "judges" / f"matcher-{key}.safetensors"
+    if path.exists():
+        matcher = ImageTextMatcher(text.pooled.shape[-1])
+        matcher.load_state_dict(load_file(str(path)))
+        return matcher.eval()
+    matcher = train_matcher(images, text, index, steps=steps, seed=seed, progress=progress)
+    _store({k: v.contiguous() for k, v in matcher.state_dict().items()}, path)
+    return matcher
 
 
 def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
@@ -354,11 +384,15 @@ def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
     if path.exists():
         return load_file(str(path))["pool3"].numpy()
     features = metrics.extract(metrics.inception(), images, progress=progress)
+    _store({"pool3": torch.from_numpy(features)}, path)
+    return features
+
+
+def _store(tensors: dict[str, torch.Tensor], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    save_file({"pool3": torch.from_numpy(features)}, str(tmp))
+    save_file(tensors, str(tmp))
     os.replace(tmp, path)  # a reader never sees half a file
-    return features
 
 
 # ---------------------------------------------------------------------------------------- evaluator
@@ -366,9 +400,9 @@ def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
 
 class Evaluator:
     """One evaluation protocol for every model a notebook compares: the reference set per resolution (its
-    Inception features computed once and stored, :func:`stored_features`), the alignment judge (trained once),
-    and the sampler settings (``method``, ``steps``, ``guidance``). ``split`` picks the reference (:data:`SPLITS`);
-    ``judge_steps=0`` scores no text alignment (no judge is trained).
+    Inception features computed once and stored, :func:`stored_features`), the alignment judge (trained once
+    and stored, :func:`stored_matcher`) and the sampler settings (``method``, ``steps``, ``guidance``). ``split``
+    picks the reference (:data:`SPLITS`); ``judge_steps=0`` scores no text alignment (no judge is trained).
 
     ``evaluator(run)`` samples and scores a trained run (``ldlib.training.TrainResult``). Results are stored in
     the run's folder under a hash of the protocol and of the evaluation code (:data:`EVALUATION_CODE` and every
