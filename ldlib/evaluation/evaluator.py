@@ -348,12 +348,12 @@ def alignment_judge(spec: dict, reference: CaptionedImages, encoder, seed: int =
                  ceiling=ceiling, chance=1 / 32)
 
 
-def _content_hash(*tensors: torch.Tensor, extra: object) -> str:
-    """A digest of the tensors' bytes and shapes and of ``extra`` (JSON): a cache key by content."""
+def _content_hash(*tensors: torch.Tensor, extra: list) -> str:
+    """A digest of the tensors' bytes and shapes and of ``extra`` (JSON-able): a stored file's name by content."""
     h = hashlib.sha256()
     for t in tensors:
         h.update(t.detach().contiguous().cpu().numpy().tobytes())
-    h.update(json.dumps([[list(t.shape) for t in tensors], extra]).encode())
+    h.update(json.dumps([*(list(t.shape) for t in tensors), *extra]).encode())
     return h.hexdigest()[:16]
 
 
@@ -378,9 +378,8 @@ def stored_features(images: torch.Tensor, progress: bool = True) -> np.ndarray:
     """Pool3 features of a real image set, computed once and stored in the cache (``features/``) under a hash of
     the images themselves, the feature network and the metrics code: every notebook, and every re-run, that
     compares with the same reference reads them back instead of running Inception again."""
-    h = hashlib.sha256(images.contiguous().numpy().tobytes())
-    h.update(json.dumps([list(images.shape), metrics.FEATURE_NETWORKS, code_fingerprint(FEATURES_CODE)]).encode())
-    path = cache_root() / "features" / f"pool3-{h.hexdigest()[:16]}.safetensors"
+    key = _content_hash(images, extra=[metrics.FEATURE_NETWORKS, code_fingerprint(FEATURES_CODE)])
+    path = cache_root() / "features" / f"pool3-{key}.safetensors"
     if path.exists():
         return load_file(str(path))["pool3"].numpy()
     features = metrics.extract(metrics.inception(), images, progress=progress)

@@ -132,7 +132,6 @@ def measured_training_speed(preset: str, levels: int, batch_size: int, crop_size
     if "images_per_s" in stored:
         return float(stored["images_per_s"])
     images_per_s = training_speed(preset, levels, batch_size, crop_size, steps, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({**key, "images_per_s": images_per_s,
                                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
     return images_per_s
