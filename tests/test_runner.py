@@ -158,7 +158,8 @@ def test_progress_lines_and_etas(tmp_path, monkeypatch):
 
 def test_the_runner_says_what_a_busy_notebook_is_doing(tmp_path, monkeypatch, capfd):
     """A cell that takes a while: the console shows its progress reports, and the kernel starts without the
-    unencrypted-TCP warning."""
+    unencrypted-TCP warning and keeps its IPC sockets out of the notebooks' folder (where an interrupted run
+    would leave them)."""
     from ldlib.reproduction import runner
 
     monkeypatch.setattr(runner, "WATCH_EVERY_S", 0.5)
@@ -167,7 +168,8 @@ def test_the_runner_says_what_a_busy_notebook_is_doing(tmp_path, monkeypatch, ca
     params = nbformat.v4.new_code_cell('profile = "smoke"\noutput_dir = ""\nseed = 0\nfail = 0\nvalue = 1.0')
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "import time\nfrom ldlib.runtime.progress import report\n"
+        "import os, time\nfrom ldlib.runtime.progress import report\n"
+        "assert not [f for f in os.listdir('.') if 'ipc' in f], os.listdir('.')\n"
         "for step in range(1, 4):\n    report('training', 'toy-run', step, 3, images_per_s=2.0)\n    time.sleep(1.0)\n")
     nbformat.write(nbformat.v4.new_notebook(cells=[params, body]), nbs / "toy.ipynb")
     lines = []

@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -166,15 +167,17 @@ class RunLock:
         self.path.unlink(missing_ok=True)
 
 
-def _ipc_kernel_manager():
+def _ipc_kernel_manager(socket_dir: Path):
     """A kernel manager whose kernel talks over local IPC sockets instead of unencrypted TCP (ipykernel warns
-    about the latter at every start)."""
+    about the latter at every start). The sockets live in ``socket_dir``: by default jupyter_client puts them
+    in the kernel's working directory (``notebooks/``), where an interrupted run leaves them behind."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.transport = "ipc"
+            self.ip = str(socket_dir / "kernel")
 
     return IPCKernelManager
 
@@ -262,11 +265,13 @@ def run_notebook(
     watcher = Watcher(spec.name, progress_file, expected_s, after_s, log) if progress else None
     if watcher:
         watcher.start()
+    # a short path: a Unix socket's name is limited to ~100 bytes
+    sockets = tempfile.TemporaryDirectory(prefix="ldlib-kernel-")
     try:
         pm.execute_notebook(
             str(src), str(staging / spec.filename), parameters=params, kernel_name="python3", language="python",
             cwd=str(notebooks_dir), progress_bar=False, log_output=False, report_mode=False,
-            kernel_manager_class=_ipc_kernel_manager(),
+            kernel_manager_class=_ipc_kernel_manager(Path(sockets.name)),
         )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         error = f"{type(exc).__name__}: {exc}"
@@ -279,6 +284,7 @@ def run_notebook(
             else:
                 os.environ[key] = value
         progress_file.unlink(missing_ok=True)
+        sockets.cleanup()
     wall = time.perf_counter() - t0
     record = {
         "notebook": spec.name,
