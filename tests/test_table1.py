@@ -9,7 +9,7 @@ from ldlib.data import data_spec
 from ldlib.evaluation import Evaluator, metrics, reference_sets
 from ldlib.reproduction import table1
 from ldlib.reproduction.recorder import Recorder
-from ldlib.reproduction.study import Budget
+from ldlib.reproduction.study import Budget, at_sample_count
 from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
 
 
@@ -47,6 +47,17 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
         assert ev.samples.shape[-1] == row.model.resolutions[-1]
         assert ev.scores.fid > 0 and ev.scores.protocol.n_generated == 8
         assert 0 <= ev.alignment <= 1
+    # the curve keeps one sample count: the largest budget's point is the curve protocol's own evaluation of that
+    # checkpoint, read off the first samples of the final one (the same images: same prompts and batch seeds)
+    direct = curve(table[-1].runs[24][1])
+    derived = table[-1].curve[24][1]
+    assert torch.equal(derived.samples, direct.samples) and derived.scores.protocol.n_generated == 4
+    assert derived.scores.fid == pytest.approx(direct.scores.fid, rel=1e-4)
+    assert derived.scores.kid_ci == pytest.approx(direct.scores.kid_ci, rel=1e-3, abs=1e-6)
+    assert table1.curve_points(table, "fid")["layered64"][24][1] == derived.scores.fid
+    assert table[-1].curve[8] == table[-1].evaluations[8]  # the smaller budgets are already at the curve's count
+    with pytest.raises(ValueError, match="not the first ones"):  # another sampler draws other images
+        at_sample_count(table[-1].evaluations[24][1], curve.with_sampler("ddpm", 2))
     # a second evaluation of the same run with the same protocol is read back from the run's folder
     first = table[0].evaluations[24][0]
     again = evaluator(table[0].runs[24][0])

@@ -261,11 +261,12 @@ def _target(name: str) -> str:
 
 def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                   differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]], metric: str = "FID",
-                  xlabel: str = "images seen", title: str = "layered - single"):
+                  xlabel: str = "images seen", title: str = "layered - single", note: str = ""):
     """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
     curve), one marker per training seed (filled circles layered, open squares single) and a line through
-    the seeds' means. Right: each pair's paired difference per budget with its 95% interval (below 0: the first
-    model is better), so a reader sees whether the ordering holds as training grows."""
+    the seeds' means; ``note`` (e.g. the sample count behind every point) goes under its title. Right: each
+    pair's paired difference per budget with its 95% interval (below 0: the first model is better), so a reader
+    sees whether the ordering holds as training grows."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     # one colour per target resolution (its single and layered model side by side), solid lines for layered
     colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}
@@ -294,7 +295,7 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         axis.set_xticks(sorted(next(iter(points.values()))))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {xlabel} (small markers: seeds)")
+    ax.set_title(f"{metric} vs {xlabel} (small markers: seeds)" + (f"\n{note}" if note else ""))
     ax.legend(fontsize=8)
     for i, (name, curve) in enumerate(differences.items()):
         budgets = sorted(curve)

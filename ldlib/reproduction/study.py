@@ -17,7 +17,7 @@ from typing import Mapping, Sequence, Union
 
 from ..config import DiffusionConfig, TrainConfig, model_config
 from ..data.datasets import data_spec
-from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, paired_difference
+from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, metrics, paired_difference
 from ..training import TrainResult
 from .recorder import DEFAULT_DELTA, EMPIRICAL, Recorder, fmt, fmt_ci, judge_difference
 from .run_cache import trained_model
@@ -116,9 +116,43 @@ class Study:
         last, small = max(curve), self.curve_evaluator or self.evaluator
         return {b: [(self.evaluator if b == last else small)(run) for run in runs] for b, runs in curve.items()}
 
+    def at_curve_count(self, curve: Mapping[int, Sequence[Evaluation]]) -> dict[int, list[Evaluation]]:
+        """:meth:`evaluate_curve`'s evaluations at the curve protocol's one sample count (:func:`at_one_count`)."""
+        if self.curve_evaluator is None:
+            raise ValueError("this study has no curve protocol (its notebook has no n_samples_curve)")
+        return at_one_count(curve, self.curve_evaluator)
+
     def prompts(self, resolution: int) -> list[str]:
         """The prompts every evaluation uses, in order (the reference captions)."""
         return self.evaluator.reference(resolution).captions
+
+
+def at_sample_count(ev: Evaluation, protocol: Evaluator) -> Evaluation:
+    """``ev`` as ``protocol`` would have scored the same checkpoint with its fewer samples: ``ev``'s first
+    ``protocol.n_samples`` images are the very images ``protocol`` draws (the prompts are the reference's
+    captions in order and batch j is seeded ``seed + j``: ``ldlib.evaluation.evaluator.evaluate_model``), so
+    rescoring their stored features against ``ev``'s reference with the same bootstrap gives its numbers without
+    sampling again. No text alignment (it is not stored per sample)."""
+    p, n = ev.scores.protocol, protocol.n_samples
+    same = (p.sampler, p.sampler_steps, p.guidance, p.seeds) == (
+        protocol.method, protocol.steps, protocol.guidance, f"batch j uses seed {protocol.seed} + j")
+    if not same or ev.features is None or ev.reference is None or n > p.n_generated:
+        raise ValueError(f"{protocol.n_samples} samples of this protocol are not the first ones of an evaluation with "
+                         f"{p.n_generated} samples, sampler {p.sampler} ({p.sampler_steps} steps, guidance "
+                         f"{p.guidance}), seeds '{p.seeds}' (or it lacks stored features)")
+    features = metrics.Features(ev.features.pool3[:n], None if ev.features.logits is None else ev.features.logits[:n])
+    scores = metrics.scores(ev.reference, features, replace(p, n_generated=n), protocol.n_boot, protocol.seed)
+    return Evaluation(scores, None, None, ev.samples[:n], features, reference=ev.reference)
+
+
+def at_one_count(curve: Mapping[int, Sequence[Evaluation]], protocol: Evaluator) -> dict[int, list[Evaluation]]:
+    """A budget curve's evaluations with ``protocol``'s sample count at every budget: those scored on more
+    samples (the largest budget's, which decide the claims) are rescored on their first ones
+    (:func:`at_sample_count`). FID is biased upward by few samples (Chong & Forsyth 2020), so a curve that
+    switches to more samples at its last budget drops there for no reason but the count: its levels are drawn
+    at one count; paired differences, at one count within each budget, need not be."""
+    return {b: [at_sample_count(e, protocol) if e.scores.protocol.n_generated > protocol.n_samples else e for e in evs]
+            for b, evs in sorted(curve.items())}
 
 
 def train_layered(preset: str, levels: int, data: dict, budget: Budget, *, noise: str = "sinc",

@@ -23,7 +23,7 @@ from ..training import TrainResult
 from . import paper_numbers as paper
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
 from .run_cache import trained_model
-from .study import Budget, compare, record_scores
+from .study import Budget, at_one_count, compare, record_scores
 
 
 #: Table 1's schedule rules, each applied to single and layered rows alike (one factor at a time): the paper's
@@ -35,13 +35,15 @@ RULES = {"paper": "the paper's shifts by ratio to the base resolution, single ro
 @dataclass
 class Row:
     """One model of Table 1; ``runs`` and ``evaluations`` map a budget (images seen) to one entry per training
-    seed, in seed order."""
+    seed, in seed order; ``curve`` holds the evaluations at the budget curve's one sample count
+    (``study.at_one_count``)."""
 
     name: str
     model: UNetConfig
     flops: int
     runs: dict[int, list[TrainResult]] = field(default_factory=dict)
     evaluations: dict[int, list[Evaluation]] = field(default_factory=dict)
+    curve: dict[int, list[Evaluation]] = field(default_factory=dict)
 
 
 def rows(preset: str) -> list[Row]:
@@ -117,12 +119,14 @@ def evaluators(spec: dict, p: Mapping) -> Protocols:
 
 def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None) -> list[Row]:
     """Score every run with one protocol, each against the reference at its own resolution: the largest budget
-    with ``final`` (more samples, when given), the budget curve's smaller ones with ``evaluator``."""
+    with ``final`` (more samples, when given), the budget curve's smaller ones with ``evaluator``; ``curve``
+    has them all at ``evaluator``'s sample count."""
     for row in table:
         last = max(row.runs)
         for images, runs in sorted(row.runs.items(), reverse=True):  # the decisive budget first
             protocol = final if final is not None and images == last else evaluator
             row.evaluations[images] = [protocol(run) for run in runs]
+        row.curve = at_one_count(row.evaluations, evaluator)
     return table
 
 
@@ -160,14 +164,15 @@ def table_markdown(table: list[Row]) -> str:
 
 
 def curve_points(table: list[Row], metric: str) -> dict[str, dict[int, list[float]]]:
-    """Every row's ``metric`` per budget, one value per training seed: the budget curves' data."""
-    return {row.name: {images: [metric_value(e, metric)[0] for e in evs] for images, evs in sorted(row.evaluations.items())}
+    """Every row's ``metric`` per budget at the curve's one sample count, one value per training seed: the
+    budget curves' data."""
+    return {row.name: {images: [metric_value(e, metric)[0] for e in evs] for images, evs in sorted(row.curve.items())}
             for row in table}
 
 
 def curve_differences(table: list[Row], metric: str) -> dict[str, dict[int, tuple[float, tuple[float, float]]]]:
-    """Layered minus single ``metric`` per budget (paired across seeds, same prompts and noise): whether the
-    ordering holds as training grows."""
+    """Layered minus single ``metric`` per budget (paired across seeds, same prompts and noise; each budget at
+    its own protocol's sample count, the same for both rows): whether the ordering holds as training grows."""
     out = {}
     for layered, single in pairs(table):
         out[f"{layered.name} - {single.name}"] = {
