@@ -9,7 +9,8 @@ import torch
 
 from ldlib.evaluation import Evaluation, metrics, paired_difference
 from ldlib.data import shapes_dataset
-from ldlib.evaluation.evaluator import Evaluator, other_real_images, reference_sets
+from ldlib.data.images import CaptionedImages
+from ldlib.evaluation.evaluator import Evaluator, _fixed_subset, other_real_images, reference_sets
 from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
                                          judge_difference)
 from ldlib.reproduction.report import build_report, tally
@@ -146,3 +147,16 @@ def test_reference_is_a_fixed_subset_of_the_training_split():
             name = "step-1"
 
     assert a.key(Run) != b.key(Run)  # the split is part of the protocol a stored evaluation answers
+
+
+def test_a_smaller_protocols_prompts_are_a_random_sample_of_the_reference():
+    """An n-sample protocol prompts with the reference's first n captions, so the reference is in a seeded random
+    order, not the data set's (emoji3d's own order put 32% flags among the first 256, against 8.5% overall)."""
+    half = 60
+    images = torch.zeros(2 * half, 3, 4, 4, dtype=torch.uint8)
+    data = CaptionedImages(images, ["flag"] * half + ["face"] * half, [])  # sorted by kind, as a data set may be
+    for n in (100, 500):  # a subset, and the whole set (fewer items than n)
+        subset, _ = _fixed_subset(data, n)
+        first = subset.captions[:40]
+        assert 10 < first.count("flag") < 30  # ~20 if random; 40 in the data set's order
+        assert subset.captions == _fixed_subset(data, n)[0].captions  # the same order at every call

@@ -307,12 +307,12 @@ def _split_data(spec: dict, res: int, split: str, n_reference: int) -> Captioned
 
 
 def _fixed_subset(data: CaptionedImages, n: int) -> tuple[CaptionedImages, list[int]]:
-    """A seeded random subset of ``n`` items (all when there are fewer), and the indices of the others in a
-    seeded random order."""
-    if len(data) <= n:
-        return data, []
+    """A seeded random subset of ``n`` items (all when there are fewer) in that random order, and the indices of
+    the others in a seeded random order. Not in the data set's order: a protocol with fewer samples prompts with
+    the first captions, which must be a random sample of the reference (emoji3d's first 256 in its own order
+    are 32% flags against 8.5% of the whole)."""
     order = np.random.default_rng(0).permutation(len(data)).tolist()
-    keep = sorted(order[:n])
+    keep = order[:n]
     return (CaptionedImages(data.images[keep], [data.captions[i] for i in keep],
                             [data.attributes[i] for i in keep] if data.attributes else []), order[n:])
 
