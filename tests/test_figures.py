@@ -80,6 +80,16 @@ def test_budget_curves_draw_each_models_seed_mean_and_each_pairs_interval():
     assert any(np.allclose([s[:, 1] for s in c.get_segments()], [[-1.0, 0.0], [-0.7, -0.3]]) for c in bars)
 
 
+def test_budget_curves_draw_each_floor_in_its_resolutions_colour():
+    points = {"single32": {100: [3.0], 200: [2.0]}, "single64": {100: [5.0], 200: [4.0]}}
+    left = plots.budget_curves(points, {}, floors={64: 1.5, 32: 0.5}).axes[0]
+    model = {line.get_label(): line.get_color() for line in left.get_lines()}
+    floor = {line.get_label(): (line.get_ydata()[0], line.get_color()) for line in left.get_lines()
+             if line.get_linestyle() == ":"}
+    assert floor == {"real images @ 32px": (0.5, model["single32"]), "real images @ 64px": (1.5, model["single64"])}
+    assert left.get_ylim()[0] < 0.5  # the axis reaches down to the floor
+
+
 def test_budget_curves_keep_close_single_points_close():
     """One budget per arm at nearly the same x (equal wall time: 228 vs 232 s) must not fill the log axis."""
     points = {"full images": {228.0: [234.0]}, "crops of 16px": {232.0: [250.5]}}

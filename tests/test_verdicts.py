@@ -14,7 +14,7 @@ from ldlib.evaluation.evaluator import Evaluator, _fixed_subset, other_real_imag
 from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
                                          judge_difference)
 from ldlib.reproduction.report import build_report, tally
-from ldlib.reproduction.study import compare
+from ldlib.reproduction.study import compare, floors_text, record_floors
 
 
 def test_judge_difference_four_verdicts():
@@ -118,6 +118,30 @@ def test_paired_difference_and_compare_across_seeds():
     assert rec.claims[-1].verdict == "no effect"  # a model against itself: exactly zero, inside any margin
     with pytest.raises(ValueError, match="one evaluation per seed"):
         paired_difference(good, bad[:2], "fid")
+
+
+def test_floors_are_recorded_once_per_sample_count_and_resolution():
+    class Protocol:  # Evaluator.floor_at without Inception: FID 1e4 / n + res, KID res * 1e-4
+        split = "train"
+
+        def __init__(self, n):
+            self.n_samples, self.asked = n, []
+
+        def floor_at(self, res):
+            self.asked.append(res)
+            return 1e4 / self.n_samples + res, res * 1e-4, self.n_samples
+
+    final, curve, twin = Protocol(1000), Protocol(250), Protocol(1000)
+    rec = Recorder(None, "t")
+    floors = record_floors(rec, [final, curve, twin], [32, 64])
+    expected = {(1000, 32): (42.0, 0.0032), (1000, 64): (74.0, 0.0064), (250, 32): (72.0, 0.0032),
+                (250, 64): (104.0, 0.0064)}
+    assert floors.keys() == expected.keys()
+    assert all(floors[k] == pytest.approx(v) for k, v in expected.items())
+    assert twin.asked == []  # a sample count already scored is not scored again
+    values = {m.key: m.value for m in rec.metrics}
+    assert values["FID floor: 250 other training images @ 64px"] == pytest.approx(104.0) and len(values) == 8
+    assert "32px at 250 samples: FID 72.0, KID 3.20e-3" in floors_text(floors)
 
 
 def test_reference_is_a_fixed_subset_of_the_training_split():

@@ -261,10 +261,13 @@ def _target(name: str) -> str:
 
 def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                   differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]], metric: str = "FID",
-                  xlabel: str = "images seen", title: str = "layered - single", note: str = ""):
+                  xlabel: str = "images seen", title: str = "layered - single", note: str = "",
+                  floors: Mapping[int, float] | None = None):
     """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
     curve), one marker per training seed (filled circles layered, open squares single) and a line through
-    the seeds' means; ``note`` (e.g. the sample count behind every point) goes under its title. Right: each
+    the seeds' means; ``note`` (e.g. the sample count behind every point) goes under its title; ``floors`` maps a
+    target resolution to the metric of real images at the points' sample count, drawn as a dotted line in that
+    resolution's colour (how far the models are from what real images score). Right: each
     pair's paired difference per budget with its 95% interval (below 0: the first model is better), so a reader
     sees whether the ordering holds as training grows."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -280,6 +283,8 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         for b in budgets:
             ax.scatter([b] * len(curve[b]), curve[b], s=12, alpha=0.6, marker=marker,
                        facecolors=color if layered else "none", edgecolors=color)
+    for res, value in (floors or {}).items():
+        ax.axhline(value, ls=":", lw=1.2, color=colours.get(str(res), "grey"), label=f"real images @ {res}px")
     xs = [b for curve in points.values() for b in curve]
     lo, hi = min(xs), max(xs)
     # at least a 4x span: with one budget per arm (e.g. equal wall time, 228 vs 232 s) an auto-scaled log axis

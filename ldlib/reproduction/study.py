@@ -122,6 +122,10 @@ class Study:
             raise ValueError("this study has no curve protocol (its notebook has no n_samples_curve)")
         return at_one_count(curve, self.curve_evaluator)
 
+    def record_floors(self, rec: Recorder, resolutions: Sequence[int]) -> dict[tuple[int, int], tuple[float, float]]:
+        """:func:`record_floors` at the sample counts this study scores (its protocol's, and its curve's)."""
+        return record_floors(rec, [e for e in (self.evaluator, self.curve_evaluator) if e is not None], resolutions)
+
     def prompts(self, resolution: int) -> list[str]:
         """The prompts every evaluation uses, in order (the reference captions)."""
         return self.evaluator.reference(resolution).captions
@@ -153,6 +157,31 @@ def at_one_count(curve: Mapping[int, Sequence[Evaluation]], protocol: Evaluator)
     at one count; paired differences, at one count within each budget, need not be."""
     return {b: [at_sample_count(e, protocol) if e.scores.protocol.n_generated > protocol.n_samples else e for e in evs]
             for b, evs in sorted(curve.items())}
+
+
+def record_floors(rec: Recorder, protocols: Sequence[Evaluator],
+                  resolutions: Sequence[int]) -> dict[tuple[int, int], tuple[float, float]]:
+    """The metrics' floor at each protocol's sample count and each of ``resolutions``: as many *other* real
+    images of the reference's split as the protocol generates, scored against its reference
+    (``Evaluator.floor_at``): what a model drawing real images of the same distribution would score there.
+    Recorded once per (sample count, resolution) as FID and KID metrics, returned as {(count, resolution): (FID,
+    KID)} for figures and text."""
+    floors = {}
+    for protocol in protocols:
+        for res in resolutions:
+            if (protocol.n_samples, res) not in floors:
+                fid, kid, n = protocol.floor_at(res)
+                other = {"train": "training", "val": "held-out"}[protocol.split]
+                rec.metric(f"FID floor: {n} other {other} images @ {res}px", fid, note="real images vs the reference")
+                rec.metric(f"KID floor: {n} other {other} images @ {res}px", kid)
+                floors[protocol.n_samples, res] = (fid, kid)
+    return floors
+
+
+def floors_text(floors: Mapping[tuple[int, int], tuple[float, float]]) -> str:
+    """:func:`record_floors`' result in words, for a notebook's protocol paragraph."""
+    return "; ".join(f"{res}px at {n} samples: FID {fid:.1f}, KID {kid * 1e3:.2f}e-3"
+                     for (n, res), (fid, kid) in floors.items())
 
 
 def train_layered(preset: str, levels: int, data: dict, budget: Budget, *, noise: str = "sinc",
