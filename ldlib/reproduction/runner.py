@@ -242,8 +242,6 @@ def run_notebook(
     """Execute one notebook into ``profile_dir`` (see the module docstring). With ``progress``, a line every 30 s
     says what the notebook is doing and when the suite should end (``expected_s``: this notebook's expected
     seconds, ``after_s``: those of the notebooks after it)."""
-    import papermill as pm
-
     src = notebooks_dir / spec.filename
     if not src.exists():
         raise FileNotFoundError(f"notebook {src} not found; run `ldlib reproduce` from a clone of the project")
@@ -252,39 +250,18 @@ def run_notebook(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     params = {**params, "output_dir": str(staging.resolve())}
-    # The kernel must be this interpreter (the one with ldlib installed), whatever PATH says; it reports its
-    # progress to a file that the watcher reads.
-    saved = {k: os.environ.get(k) for k in ("PATH", live.PROGRESS_ENV)}
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{saved['PATH'] or ''}"
     progress_file = staging / ".progress.jsonl"
-    os.environ[live.PROGRESS_ENV] = str(progress_file)
     git = git_state()  # the code the notebook runs with, before anything can change it
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    error = ""
     watcher = Watcher(spec.name, progress_file, expected_s, after_s, log) if progress else None
     if watcher:
         watcher.start()
-    # a short path: a Unix socket's name is limited to ~100 bytes
-    sockets = tempfile.TemporaryDirectory(prefix="ldlib-kernel-")
     try:
-        pm.execute_notebook(
-            str(src), str(staging / spec.filename), parameters=params, kernel_name="python3", language="python",
-            cwd=str(notebooks_dir), progress_bar=False, log_output=False, report_mode=False,
-            kernel_manager_class=_ipc_kernel_manager(Path(sockets.name)),
-        )
-    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
-        error = f"{type(exc).__name__}: {exc}"
+        error = _execute(src, staging / spec.filename, params, notebooks_dir, progress_file)
     finally:
         if watcher:
             watcher.done.set()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        progress_file.unlink(missing_ok=True)
-        sockets.cleanup()
     wall = time.perf_counter() - t0
     record = {
         "notebook": spec.name,
@@ -300,6 +277,43 @@ def run_notebook(
         "device": device_info(),
     }
     atomic_write_text(staging / "provenance.json", json.dumps(record, indent=2))
+    return _publish(spec, staging, profile_dir, error, wall, log)
+
+
+def _execute(src: Path, dest: Path, params: dict, cwd: Path, progress_file: Path) -> str:
+    """Run ``src`` with papermill into ``dest``; the error ("" if none). The kernel must be this interpreter (the
+    one with ldlib installed), whatever PATH says; it reports its progress to ``progress_file``, which the
+    watcher reads, and its sockets go to a temporary folder (a short path: a Unix socket's name is limited to
+    ~100 bytes)."""
+    import papermill as pm
+
+    saved = {k: os.environ.get(k) for k in ("PATH", live.PROGRESS_ENV)}
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{saved['PATH'] or ''}"
+    os.environ[live.PROGRESS_ENV] = str(progress_file)
+    sockets = tempfile.TemporaryDirectory(prefix="ldlib-kernel-")
+    try:
+        pm.execute_notebook(
+            str(src), str(dest), parameters=params, kernel_name="python3", language="python",
+            cwd=str(cwd), progress_bar=False, log_output=False, report_mode=False,
+            kernel_manager_class=_ipc_kernel_manager(Path(sockets.name)),
+        )
+        return ""
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        progress_file.unlink(missing_ok=True)
+        sockets.cleanup()
+
+
+def _publish(spec: NotebookSpec, staging: Path, profile_dir: Path, error: str, wall: float,
+             log: Callable[[str], None]) -> NotebookResult:
+    """Move a finished notebook's folder into place: a failed one to ``<name>.failed/`` (earlier results stay), a
+    good one over the earlier results, which move to ``.previous/``."""
     final = profile_dir / spec.name
     if error:
         failed = profile_dir / f"{spec.name}.failed"
