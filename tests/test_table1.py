@@ -78,6 +78,14 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     assert all("(2 seeds; paired" in c.we_find for c in rec.claims)
     curves = {m.key for m in rec.metrics if m.key.startswith("FID layered")}
     assert {"FID layered32 - single32 at 8 images", "FID layered64 - single64 at 24 images"} <= curves
+    # a subset of the rows (ldlib pretrain --rows) keeps each row's own paper counterpart, not its position
+    pairs = table1.pairs([table[1], table[2], table[4]])  # layered64 has no single64 here
+    assert [(a.name, b.name) for a, b in pairs] == [("layered32", "single32")]
+    sub = Recorder(None, "t")
+    table1.record_table1(sub, [table[1], table[2]], "smoke", "paper")
+    assert [c.paper_says.split(" (")[0] for c in sub.claims] == ["layered256 FID 13.38 vs single256 14.61",
+                                                                 "layered256 IS 29.62 vs single256 28.61"]
+    assert "| single32 |" in table1.table_markdown([table[1]]) and "*single256*" in table1.table_markdown([table[1]])
     text = table1.table_markdown(table)
     assert text.count("\n") == 6 and "*layered512*" in text  # header, rule, five rows; paper rows labelled
     points = table1.curve_points(table, "fid")

@@ -36,11 +36,13 @@ RULES = {"paper": "the paper's shifts by ratio to the base resolution, single ro
 class Row:
     """One model of Table 1; ``runs`` and ``evaluations`` map a budget (images seen) to one entry per training
     seed, in seed order; ``curve`` holds the evaluations at the budget curve's one sample count
-    (``study.at_one_count``)."""
+    (``study.at_one_count``); ``paper`` names the paper's row it stands for (same place among the five models).
+    """
 
     name: str
     model: UNetConfig
     flops: int
+    paper: str
     runs: dict[int, list[TrainResult]] = field(default_factory=dict)
     evaluations: dict[int, list[Evaluation]] = field(default_factory=dict)
     curve: dict[int, list[Evaluation]] = field(default_factory=dict)
@@ -48,8 +50,9 @@ class Row:
 
 def rows(preset: str) -> list[Row]:
     """The five models of Table 1 for ``preset``, named by their kind and target resolution, with their
-    forward FLOPs per image."""
-    return [Row(name, cfg, count_flops(cfg)) for name, cfg in table1_models(preset).items()]
+    forward FLOPs per image, each with the paper's row it stands for."""
+    return [Row(name, cfg, count_flops(cfg), ref)
+            for (name, cfg), ref in zip(table1_models(preset).items(), paper.TABLE1)]
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -131,8 +134,10 @@ def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | Non
 
 
 def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
-    """(layered, single) rows at the same target resolution, in the paper's order."""
-    return [(row, table[i - 1]) for i, row in enumerate(table) if row.name.startswith("layered") and i > 0]
+    """(layered, single) rows at the same target resolution, in the paper's order (those both present in ``table``)."""
+    single = {r.model.resolutions[-1]: r for r in table if len(r.model.resolutions) == 1}
+    return [(r, single[r.model.resolutions[-1]]) for r in table
+            if len(r.model.resolutions) > 1 and r.model.resolutions[-1] in single]
 
 
 # ---------------------------------------------------------------------------------------- reporting
@@ -151,7 +156,8 @@ def table_markdown(table: list[Row]) -> str:
     head = ("| model | GFLOPs | seeds | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | precision | recall "
             "| alignment | 95% CI | *paper row* | *paper GFLOPs* | *paper FID* | *paper IS* |")
     lines = [head, "|" + "---|" * 17]
-    for row, (ref_name, ref) in zip(table, paper.TABLE1.items()):
+    for row in table:
+        ref_name, ref = row.paper, paper.TABLE1[row.paper]
         evs = row.evaluations[max(row.evaluations)]
         prec = sum(e.scores.precision for e in evs) / len(evs)
         rec_ = sum(e.scores.recall for e in evs) / len(evs)
@@ -188,8 +194,8 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
     schedule rule the rows were trained with (:data:`RULES`); keys carry it when it is not the paper's."""
     at_paper_scale = preset == "paper"
     tag = "" if rule == "paper" else f" (shifts: {rule})"
-    for row, (ref_name, ref) in zip(table, paper.TABLE1.items()):
-        last = max(row.evaluations)
+    for row in table:
+        ref_name, ref, last = row.paper, paper.TABLE1[row.paper], max(row.evaluations)
         evs = row.evaluations[last]
         note = (f"{last} images seen" + ("" if at_paper_scale else
                                           f"; paper's {ref_name} on COCO is not comparable at this scale"))
@@ -205,11 +211,9 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
             rec.metric(f"FID floor: two halves of the reference @ {res}px", fid, note="noise floor at half the sample count")
             rec.metric(f"KID floor: two halves of the reference @ {res}px", kid)
 
-    paper_rows = list(paper.TABLE1.values())
     findings = []
     for layered, single in pairs(table):
-        i = table.index(layered)
-        p_l, p_s = paper_rows[i], paper_rows[i - 1]
+        p_l, p_s = paper.TABLE1[layered.paper], paper.TABLE1[single.paper]
         res, p_res, last = layered.model.resolutions[-1], p_l["resolution"], max(layered.evaluations)
         for metric, pa, pb in (("FID", p_l["fid"], p_s["fid"]), ("IS", p_l["is"][0], p_s["is"][0])):
             delta = abs(pa - pb) / pb  # the paper's own relative effect is the margin of "no effect"
