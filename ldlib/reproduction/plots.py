@@ -314,6 +314,7 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
     bx.set_xlabel(xlabel)
     bx.set_ylabel(f"{metric} difference")
     bx.set_title(f"{title}, paired, 95% interval (< 0: {title.split(' - ')[0]} better)")
-    bx.legend(fontsize=8)
+    if differences:
+        bx.legend(fontsize=8)
     fig.tight_layout()
     return fig
