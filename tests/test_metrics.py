@@ -52,6 +52,21 @@ def test_fast_frechet_matches_sqrtm(n):
     assert metrics.frechet_distance_to(mu, sig, fake) == pytest.approx(slow, rel=1e-6)
 
 
+@pytest.mark.parametrize("n", [3, 30, 80])  # 80 > d: the fast path steps aside for the rows' own
+def test_resampled_fid_at_indices_equals_fid_of_the_resampled_rows(n):
+    rng = np.random.default_rng(n)
+    real, a = rng.normal(size=(200, 40)), rng.normal(size=(n, 40)) * 1.2 + 0.3
+    b = a + rng.normal(size=a.shape)
+    fid = metrics.resampled_statistic("fid", real, n)
+    for _ in range(3):  # two sets in turn, as a paired bootstrap asks: each keeps its own Gram matrices
+        i = rng.integers(0, n, n)
+        for rows in (a, b):
+            assert fid.at(rows, i) == pytest.approx(metrics.frechet_distance_to(fid.mu, fid.sigma, rows[i]), rel=1e-8)
+    slow = lambda rows: fid(rows)  # noqa: E731  (no fast path: every resample from its rows)
+    (d, ci, sd), (d0, ci0, sd0) = metrics.paired_bootstrap(fid, a, b, 20), metrics.paired_bootstrap(slow, a, b, 20)
+    assert (d, *ci, sd) == pytest.approx((d0, *ci0, sd0), rel=1e-7)
+
+
 def test_fid_zero_on_itself_and_monotone_in_corruption(real, real_features):
     assert metrics.fid_from_features(real_features, real_features) == pytest.approx(0, abs=1e-3)
     g = torch.Generator().manual_seed(0)

@@ -145,6 +145,53 @@ def frechet_distance_to(mu1: np.ndarray, sigma1: np.ndarray, fake: np.ndarray) -
     return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + sigma2_trace - 2 * trace_sqrt)
 
 
+class ResampledFid:
+    """FID of resamples of one generated set against fixed reference statistics, for bootstraps: called on
+    rows, it is :func:`frechet_distance_to`; :meth:`at` gives the same value for ``rows[idx]`` from Gram
+    matrices computed once per set. A resample with replacement has duplicate rows, so its centred feature
+    matrix has as many distinct rows as the resample has distinct indices (~63%): with counts ``c`` over the
+    distinct rows ``U``, Y^T Y = Y_U^T diag(c) Y_U, the non-zero eigenvalues of S1 S2 are those of the |U| x |U|
+    matrix diag(sqrt c) Y_U S1 Y_U^T diag(sqrt c) / (n - 1), and Y_U S1 Y_U^T is the Gram matrix F S1 F^T
+    restricted to U and centred at the weighted mean. Each resample then costs one |U| x |U| eigenproblem
+    instead of an n x d x d product (measured in ``benchmarks/bootstrap_speed.py``)."""
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray):
+        self.mu, self.sigma = mu, sigma
+        self._grams: dict[int, tuple] = {}  # id(rows) -> (rows, F S1 F^T, F F^T); a paired bootstrap has two sets
+
+    def __call__(self, rows: np.ndarray) -> float:
+        return frechet_distance_to(self.mu, self.sigma, rows)
+
+    def at(self, rows: np.ndarray, idx: np.ndarray) -> float:
+        """``self(rows[idx])``, exactly up to rounding."""
+        n = len(idx)
+        if len(rows) > rows.shape[1] or n < 2:  # the Gram matrices would be larger than the d x d path's
+            return self(rows[idx])
+        if id(rows) not in self._grams:  # once per generated set: a bootstrap resamples each set many times
+            if len(self._grams) >= 4:
+                self._grams.clear()
+            f = rows.astype(np.float64)
+            self._grams[id(rows)] = (rows, f @ self.sigma @ f.T, f @ f.T)  # rows kept: their id stays theirs
+        _, gram, plain = self._grams[id(rows)]
+        u, c = np.unique(idx, return_counts=True)
+        w = c / n
+        g, k = gram[np.ix_(u, u)], plain[np.ix_(u, u)]
+        gw = g @ w  # centring at the weighted mean m: (F - 1 m^T) S1 (F - 1 m^T)^T, in Gram terms
+        centred = g - gw[:, None] - gw[None, :] + w @ gw
+        root_c = np.sqrt(c)
+        ev = np.linalg.eigvalsh(centred * np.outer(root_c, root_c) / (n - 1))
+        trace_s2 = float((c @ np.diag(k) - n * (w @ k @ w)) / (n - 1))
+        mean = w @ rows[u].astype(np.float64)
+        trace_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
+        return float(((self.mu - mean) ** 2).sum() + np.trace(self.sigma) + trace_s2 - 2 * trace_sqrt)
+
+
+def _resample(statistic, rows: np.ndarray, idx: np.ndarray) -> float:
+    """``statistic(rows[idx])``, through the statistic's own fast path where it has one (:class:`ResampledFid`)."""
+    at = getattr(statistic, "at", None)
+    return at(rows, idx) if at is not None else statistic(rows[idx])
+
+
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     return frechet_distance_to(*gaussian_stats(real), fake)
 
@@ -205,7 +252,7 @@ def paired_bootstrap(statistic, a: np.ndarray, b: np.ndarray, n_boot: int = 200,
     diffs = []
     for _ in range(n_boot):
         i = rng.integers(0, len(a), len(a))
-        diffs.append(statistic(a[i]) - statistic(b[i]))
+        diffs.append(_resample(statistic, a, i) - _resample(statistic, b, i))
     centre, sd = statistic(a) - statistic(b), float(np.std(diffs))
     return centre, (centre - z * sd, centre + z * sd), sd
 
@@ -246,7 +293,7 @@ def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[f
 def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, z: float = 1.96) -> tuple[float, float]:
     """``statistic(fake) +/- z`` standard deviations of ``statistic`` over ``n_boot`` resamples with replacement."""
     rng = np.random.default_rng(seed)
-    vals = [statistic(fake[rng.integers(0, len(fake), len(fake))]) for _ in range(n_boot)]
+    vals = [_resample(statistic, fake, rng.integers(0, len(fake), len(fake))) for _ in range(n_boot)]
     centre, spread = statistic(fake), float(np.std(vals))
     return centre - z * spread, centre + z * spread
 
@@ -327,8 +374,7 @@ def resampled_statistic(metric: str, real: np.ndarray, n: int, seed: int = 0):
     and ``kid``, classifier logits for ``is``) against the reference's pool3 ``real``: one definition for the
     intervals of :func:`scores` and for paired differences."""
     if metric == "fid":
-        mu_r, sig_r = gaussian_stats(real)
-        return lambda f: frechet_distance_to(mu_r, sig_r, f)
+        return ResampledFid(*gaussian_stats(real))
     if metric == "kid":
         size = min(100, len(real), n)
         return lambda f: kid_from_features(real, f, subsets=10, subset_size=size, seed=seed)[0]
