@@ -276,6 +276,11 @@ def corruption_sanity(reference: torch.Tensor, features: np.ndarray, levels: dic
 SPLITS = {"train": "training images (in-distribution)", "val": "held-out concepts (unseen in training)"}
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
 def reference_sets(spec: dict, resolutions, n_reference: int = 1000, split: str = "train") -> dict[int, CaptionedImages]:
     """The real images FID/KID compare against, per resolution, and whose captions are the prompts: a fixed
     random subset of ``n_reference`` images of ``split`` of ``spec``'s data set (the same subset for every
@@ -294,8 +299,7 @@ def other_real_images(spec: dict, resolution: int, n: int, n_reference: int = 10
 
 
 def _split_data(spec: dict, res: int, split: str, n_reference: int) -> CaptionedImages:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    _check_split(split)
     kind = spec["kind"]
     if kind == "shapes":
         return load_dataset("shapes", split, res, n=n_reference if split == "val" else spec.get("n", 2048),
@@ -414,8 +418,7 @@ class Evaluator:
                  progress: bool = True, method: str = "ddim", split: str = "train"):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        _check_split(split)
         self.split = split
         self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
         self.method = method
