@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from .reproduction.parameters import NOTEBOOKS, PROFILES, ParameterError
@@ -177,14 +178,17 @@ def _pretrain(args: argparse.Namespace) -> int:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
         if args.evaluate:
-            _pretrain_evaluate(table, protocols, rule, heldout=rule == p["rules"][0])
+            _pretrain_evaluate(table, protocols, p["preset"], rule, heldout=rule == p["rules"][0])
     return 0
 
 
-def _pretrain_evaluate(table, protocols, rule: str, heldout: bool) -> None:
-    """Score ``table``'s runs as notebook 05 does (the held-out secondary only under its first rule) and print
-    each budget's FID and KID per seed."""
+def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) -> None:
+    """Score ``table``'s runs as notebook 05 does (the held-out secondary only under its first rule), print each
+    budget's FID and KID per seed, then what the notebook will conclude from them: Table 1 at the largest budget,
+    the paired layered - single differences along the budget curve and the claims with their verdicts (the
+    notebook's own ``record_table1``, so an interim read-out of a long campaign is the notebook's numbers)."""
     from .reproduction import table1
+    from .reproduction.recorder import Recorder, claims_table, metrics_table
 
     for row in table1.evaluate_rows(table, protocols.curve, protocols.final):
         scored = sorted(row.evaluations.items())
@@ -193,6 +197,13 @@ def _pretrain_evaluate(table, protocols, rule: str, heldout: bool) -> None:
         for images, evals in scored:
             print(f"{rule} {row.name} {images} images: FID " + ", ".join(f"{e.scores.fid:.1f}" for e in evals)
                   + "; KID x1e3 " + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))
+    rec = Recorder(None, "05_table1")
+    table1.record_table1(rec, table, preset, rule)
+    if heldout:
+        table1.record_heldout(rec, table, protocols.heldout, rule)
+    differences = [asdict(m) for m in rec.metrics if " - " in m.key]  # layered - single, paired across seeds
+    print(f"\n## Schedule rule: {rule}\n\n{table1.table_markdown(table)}\n\n{metrics_table(differences)}\n\n"
+          f"{claims_table([asdict(c) for c in rec.claims])}\n", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import torch
 from ldlib.data import data_spec
 from ldlib.evaluation import Evaluator, metrics, reference_sets
 from ldlib.reproduction import table1
-from ldlib.reproduction.recorder import Recorder
+from ldlib.reproduction.recorder import VERDICTS, Recorder
 from ldlib.reproduction.study import Budget, at_sample_count
 from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
 
@@ -110,22 +110,28 @@ def test_data_spec_needs_a_folder_for_coco():
 
 def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, capsys):
     """``ldlib pretrain --evaluate`` stores each run's evaluation under the key notebook 05 asks for, so the
-    notebook reads it back instead of sampling again."""
+    notebook reads it back instead of sampling again, and prints what the notebook will conclude from them."""
     from ldlib import cli
     from ldlib.reproduction.parameters import NOTEBOOKS
 
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
     small = dict(seeds=1, curve_images=[], budget_images=8, batch_size=8, data_size=32, n_reference=8, n_samples=4,
                  sample_steps=2, judge_steps=2, n_boot=4, text_encoder="hash")
-    argv = ["pretrain", "--profile", "smoke", "--rows", "single16", "--rules", "paper", "--evaluate", "--quiet"]
+    argv = ["pretrain", "--profile", "smoke", "--rows", "single32", "layered32", "--rules", "paper", "--evaluate",
+            "--quiet"]
     argv += [a for k, v in small.items() for a in ("-p", f"{k}={v!r}")]
     assert cli.main(argv) == 0
     first = capsys.readouterr().out
-    assert "paper single16 8 images: FID" in first and "paper single16 held-out images: FID" in first
+    assert "paper single32 8 images: FID" in first and "paper single32 held-out images: FID" in first
+    # the interim read-out: Table 1, the paired differences and the claims with their verdicts, as the notebook's
+    assert "## Schedule rule: paper" in first and "| layered32 |" in first
+    assert "FID layered32 - single32 at 8 images" in first and "layered32 - single32, held-out concepts" in first
+    claims = [line for line in first.splitlines() if line.startswith("| layered beats single on")]
+    assert len(claims) == 2 and all(line.split("|")[-2].strip().split()[0] in VERDICTS for line in claims)
     p = NOTEBOOKS["05_table1"].parameters("smoke", small)
     protocols = table1.evaluators(data_spec(p["dataset"], seed=0, data_size=32), p)
     table = train_rows(p["preset"], data_spec(p["dataset"], seed=0, data_size=32),
-                       Budget(8, 8, p["lr"], 0, "hash"), [8], 1, "paper", progress=False, only=("single16",))
+                       Budget(8, 8, p["lr"], 0, "hash"), [8], 1, "paper", progress=False, only=("single32",))
     run = table[0].runs[8][0]
     for protocol in (protocols.final, protocols.heldout):
         assert (run.run_dir / f"eval-{protocol.key(run)}" / "scores.json").exists()
