@@ -3,7 +3,7 @@
 A claim's interval needs, per training seed, a paired bootstrap of FID over the generated samples
 (``evaluation.paired_difference``, 200 resamples of both arms). Before, every resample computed FID from its
 rows (an n x d x d product and an n x n eigenproblem, :func:`metrics.frechet_distance_to`); after, the Gram
-matrices F S1 F^T and F F^T are computed once per generated set and each resample solves one eigenproblem the
+matrix F S1 F^T (and the rows' squared norms) is computed once per generated set and each resample solves one eigenproblem the
 size of its distinct rows (``ResampledFid.at``). Both paths see the same resample indices, so their intervals
 must agree to rounding; the script checks that and reports the time of each and their ratio.
 

@@ -58,7 +58,7 @@ def test_resampled_fid_at_indices_equals_fid_of_the_resampled_rows(n):
     real, a = rng.normal(size=(200, 40)), rng.normal(size=(n, 40)) * 1.2 + 0.3
     b = a + rng.normal(size=a.shape)
     fid = metrics.resampled_statistic("fid", real, n)
-    for _ in range(3):  # two sets in turn, as a paired bootstrap asks: each keeps its own Gram matrices
+    for _ in range(3):  # two sets in turn, as a paired bootstrap asks: each keeps its own Gram matrix
         i = rng.integers(0, n, n)
         for rows in (a, b):
             assert fid.at(rows, i) == pytest.approx(metrics.frechet_distance_to(fid.mu, fid.sigma, rows[i]), rel=1e-8)

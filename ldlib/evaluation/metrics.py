@@ -148,7 +148,7 @@ def frechet_distance_to(mu1: np.ndarray, sigma1: np.ndarray, fake: np.ndarray) -
 class ResampledFid:
     """FID of resamples of one generated set against fixed reference statistics, for bootstraps: called on
     rows, it is :func:`frechet_distance_to`; :meth:`at` gives the same value for ``rows[idx]`` from Gram
-    matrices computed once per set. A resample with replacement has duplicate rows, so its centred feature
+    matrix F S1 F^T computed once per set. A resample with replacement has duplicate rows, so its centred feature
     matrix has as many distinct rows as the resample has distinct indices (~63%): with counts ``c`` over the
     distinct rows ``U``, Y^T Y = Y_U^T diag(c) Y_U, the non-zero eigenvalues of S1 S2 are those of the |U| x |U|
     matrix diag(sqrt c) Y_U S1 Y_U^T diag(sqrt c) / (n - 1), and Y_U S1 Y_U^T is the Gram matrix F S1 F^T
@@ -157,7 +157,7 @@ class ResampledFid:
 
     def __init__(self, mu: np.ndarray, sigma: np.ndarray):
         self.mu, self.sigma = mu, sigma
-        self._grams: dict[int, tuple] = {}  # id(rows) -> (rows, F S1 F^T, F F^T); a paired bootstrap has two sets
+        self._grams: dict[int, tuple] = {}  # id(rows) -> (rows, F S1 F^T, row norms^2); a paired bootstrap has two sets
 
     def __call__(self, rows: np.ndarray) -> float:
         return frechet_distance_to(self.mu, self.sigma, rows)
@@ -165,23 +165,23 @@ class ResampledFid:
     def at(self, rows: np.ndarray, idx: np.ndarray) -> float:
         """``self(rows[idx])``, exactly up to rounding."""
         n = len(idx)
-        if len(rows) > rows.shape[1] or n < 2:  # the Gram matrices would be larger than the d x d path's
+        if len(rows) > rows.shape[1] or n < 2:  # the Gram matrix would be larger than the d x d path's
             return self(rows[idx])
         if id(rows) not in self._grams:  # once per generated set: a bootstrap resamples each set many times
             if len(self._grams) >= 4:
                 self._grams.clear()
             f = rows.astype(np.float64)
-            self._grams[id(rows)] = (rows, f @ self.sigma @ f.T, f @ f.T)  # rows kept: their id stays theirs
-        _, gram, plain = self._grams[id(rows)]
+            self._grams[id(rows)] = (rows, f @ self.sigma @ f.T, (f * f).sum(1))  # rows kept: their id stays theirs
+        _, gram, norms = self._grams[id(rows)]
         u, c = np.unique(idx, return_counts=True)
         w = c / n
-        g, k = gram[np.ix_(u, u)], plain[np.ix_(u, u)]
+        g = gram[np.ix_(u, u)]
         gw = g @ w  # centring at the weighted mean m: (F - 1 m^T) S1 (F - 1 m^T)^T, in Gram terms
         centred = g - gw[:, None] - gw[None, :] + w @ gw
         root_c = np.sqrt(c)
         ev = np.linalg.eigvalsh(centred * np.outer(root_c, root_c) / (n - 1))
-        trace_s2 = float((c @ np.diag(k) - n * (w @ k @ w)) / (n - 1))
         mean = w @ rows[u].astype(np.float64)
+        trace_s2 = float((c @ norms[u] - n * (mean @ mean)) / (n - 1))  # sum of c_u |f_u - m|^2, over n - 1
         trace_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
         return float(((self.mu - mean) ** 2).sum() + np.trace(self.sigma) + trace_s2 - 2 * trace_sqrt)
 
