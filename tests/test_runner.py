@@ -117,7 +117,7 @@ def test_failure_keeps_partial_copy_and_earlier_results(tmp_path):
     assert ok.ok
     first = json.loads((res / "smoke/toy/provenance.json").read_text())
     assert first["status"] == "ok" and first["parameters"]["fail"] == 0
-    assert set(first) >= {"git", "versions", "device", "seeds", "wall_time_s", "parameters"}
+    assert set(first) >= {"git", "versions", "device", "seeds", "wall_time_s", "longest_wall_time_s", "parameters"}
     assert json.loads((res / "smoke/toy/metrics.json").read_text())["metrics"][0]["verdict"] == "matches"
 
     [bad] = reproduce("smoke", overrides=["fail=1", "value=2.0"], **run)
@@ -154,6 +154,25 @@ def test_progress_lines_and_etas(tmp_path, monkeypatch):
     line = Watcher("nb", path, expected_s=600.0, after_s=1200.0, log=print).line()
     assert line.startswith("[nb] 0 s in: training run-b: step 4/4 (100%)") and "suite ETA 30 min" in line
     assert "suite ETA unknown" in Watcher("nb", tmp_path / "none", None, 0.0, log=print).line()
+
+
+def test_the_eta_remembers_the_longest_run_with_the_same_parameters(tmp_path):
+    """A re-run from a warm run cache is short; the next fresh run's ETA must not shrink to it."""
+    from ldlib.reproduction.runner import expected_seconds, longest_wall_time
+
+    params = {"profile": "quick", "seed": 0, "rows": ("single32", "layered32"), "output_dir": "/x"}
+    fresh = {"status": "ok", "parameters": {**params, "rows": ["single32", "layered32"]}, "wall_time_s": 900.0}
+    assert longest_wall_time(fresh, params, 70.0) == 900.0  # the cached re-run keeps the fresh run's time
+    assert longest_wall_time({**fresh, "longest_wall_time_s": 1000.0}, params, 1200.0) == 1200.0
+    assert longest_wall_time({**fresh, "status": "failed"}, params, 70.0) == 70.0
+    assert longest_wall_time(fresh, {**params, "seed": 1}, 70.0) == 70.0  # other parameters: a new count
+    assert longest_wall_time({}, params, 70.0) == 70.0
+
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy/provenance.json").write_text(json.dumps({**fresh, "wall_time_s": 70.0, "longest_wall_time_s": 900.0}))
+    assert expected_seconds(tmp_path, [(TOY, params)]) == {"toy": 900.0}
+    assert expected_seconds(tmp_path, [(TOY, {**params, "seed": 1})]) == {"toy": 70.0}  # last run's, as before
+    assert expected_seconds(tmp_path / "empty", [(TOY, params)]) == {"toy": None}
 
 
 def test_the_runner_says_what_a_busy_notebook_is_doing(tmp_path, monkeypatch, capfd):

@@ -217,9 +217,32 @@ class Watcher(threading.Thread):
             self.log(self.line())
 
 
-def expected_seconds(profile_dir: Path, names: Sequence[str]) -> dict[str, float | None]:
-    """Each notebook's wall time in its last successful run in ``profile_dir`` (None when there is none)."""
-    return {n: read_json(profile_dir / n / "provenance.json").get("wall_time_s") for n in names}
+def _same_parameters(recorded: Mapping, params: Mapping) -> bool:
+    """Whether ``provenance.json``'s parameters are ``params`` (compared as JSON: tuples come back as lists)."""
+    def norm(d: Mapping) -> str:
+        return json.dumps({k: v for k, v in d.items() if k != "output_dir"}, sort_keys=True, default=str)
+    return norm(recorded) == norm(params)
+
+
+def longest_wall_time(previous: Mapping, params: Mapping, wall: float) -> float:
+    """The longest wall time of a notebook's successful runs with ``params``, this one (``wall``) included.
+    A re-run that finds its models in the run cache takes a fraction of a fresh run, so the last wall time alone
+    would make the next fresh run's ETA far too short; other parameters start the count again."""
+    if previous.get("status") == "ok" and _same_parameters(previous.get("parameters", {}), params):
+        return max(wall, previous.get("longest_wall_time_s", previous.get("wall_time_s", 0.0)))
+    return wall
+
+
+def expected_seconds(profile_dir: Path, jobs: Sequence[tuple[NotebookSpec, dict]]) -> dict[str, float | None]:
+    """Each notebook's expected wall time from its successful runs in ``profile_dir``: the longest run with the
+    same parameters (a fresh run, not a re-run from the cache; :func:`longest_wall_time`), else the last run's;
+    None when there is none."""
+    out = {}
+    for spec, params in jobs:
+        prov = read_json(profile_dir / spec.name / "provenance.json")
+        same = prov.get("status") == "ok" and _same_parameters(prov.get("parameters", {}), params)
+        out[spec.name] = prov.get("longest_wall_time_s", prov.get("wall_time_s")) if same else prov.get("wall_time_s")
+    return out
 
 
 def _replace_dir(src: Path, dest: Path) -> None:
@@ -251,6 +274,7 @@ def run_notebook(
     staging.mkdir(parents=True)
     params = {**params, "output_dir": str(staging.resolve())}
     progress_file = staging / ".progress.jsonl"
+    previous = read_json(profile_dir / spec.name / "provenance.json")
     git = git_state()  # the code the notebook runs with, before anything can change it
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
@@ -270,6 +294,7 @@ def run_notebook(
         "error": error or None,
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_time_s": round(wall, 2),
+        "longest_wall_time_s": round(longest_wall_time(previous, params, wall), 2),
         "seeds": {"seed": params["seed"]},
         "parameters": {k: v for k, v in params.items() if k != "output_dir"},
         "git": git,
@@ -353,14 +378,14 @@ def reproduce(
     if missing:
         raise FileNotFoundError(f"notebooks {missing} not found in {notebooks_dir}")
     profile_dir = Path(results_dir) / profile
-    expected = expected_seconds(profile_dir, [s.name for s, _ in jobs])
+    expected = expected_seconds(profile_dir, jobs)
     results = []
     with RunLock(profile_dir):
         for i, (spec, params) in enumerate(jobs, 1):
             rest = [expected[s.name] for s, _ in jobs[i:]]
             after = None if None in rest else sum(rest)
-            log(f"[{i}/{len(jobs)}] {spec.name} (profile {profile}; last run took "
-                f"{live.duration(expected[spec.name]) if expected[spec.name] else 'unknown'})")
+            took = live.duration(expected[spec.name]) if expected[spec.name] else "unknown"
+            log(f"[{i}/{len(jobs)}] {spec.name} (profile {profile}; expected {took}, its longest earlier run)")
             results.append(run_notebook(spec, params, notebooks_dir, profile_dir, progress, log,
                                         expected[spec.name], after))
         shutil.rmtree(profile_dir / ".running", ignore_errors=True)
