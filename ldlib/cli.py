@@ -170,6 +170,15 @@ def _pretrain(args: argparse.Namespace) -> int:
     p = NOTEBOOKS["05_table1"].parameters(args.profile, overrides, seed=args.seed)
     spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
     budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
+    if args.plan:
+        from .reproduction.plan import plan_markdown, plan_runs
+        from .runtime.cache import cache_root
+
+        planned = plan_runs(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
+                            args.rules or p["rules"], table1.evaluators(spec, p), only=tuple(args.rows or ()))
+        print(f"# ldlib pretrain --profile {args.profile}: what is left (run cache {cache_root()})\n\n"
+              f"{plan_markdown(planned)}")
+        return 0
     protocols = table1.evaluators(spec, p) if args.evaluate else None  # once: their references and judge are shared
     for rule in args.rules or p["rules"]:
         table = table1.train_rows(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
@@ -228,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--rules", nargs="+", choices=("paper", "none"), help="schedule rules (default: the profile's)")
     pre.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--plan", action="store_true",
+                     help="train nothing: list the runs and evaluations done and left, and the time left at the "
+                          "speeds measured in the run cache")
     pre.add_argument("--evaluate", action="store_true",
                      help="also score the runs with the notebook's protocol (cached: the notebook reads them back)")
     pre.add_argument("--quiet", action="store_true")

@@ -120,8 +120,17 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     argv = ["pretrain", "--profile", "smoke", "--rows", "single32", "layered32", "--rules", "paper", "--evaluate",
             "--quiet"]
     argv += [a for k, v in small.items() for a in ("-p", f"{k}={v!r}")]
+    plan = [a for a in argv if a not in ("--evaluate", "--quiet")] + ["--plan"]
+    assert cli.main(plan) == 0  # before: nothing trained, nothing scored, no speed to price the work with
+    before = capsys.readouterr().out
+    assert "| paper | single32 | 0 | 0 / 8 | — | ? | 0 / 2 |" in before and "no measured run: layered32, single32" in before
+    assert not list(tmp_path.glob("runs/*"))  # the plan trains nothing
     assert cli.main(argv) == 0
     first = capsys.readouterr().out
+    assert cli.main(plan) == 0
+    after = capsys.readouterr().out
+    assert "| paper | layered32 | 0 | 8 / 8 |" in after and "| 0 | 2 / 2 |" in after
+    assert "Training left: 0 images" in after and "Evaluations left: 0 (0 images to generate)" in after
     assert "paper single32 8 images: FID" in first and "paper single32 held-out images: FID" in first
     # the interim read-out: Table 1, the paired differences and the claims with their verdicts, as the notebook's
     assert "## Schedule rule: paper" in first and "| layered32 |" in first
@@ -134,5 +143,12 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
                        Budget(8, 8, p["lr"], 0, "hash"), [8], 1, "paper", progress=False, only=("single32",))
     run = table[0].runs[8][0]
     for protocol in (protocols.final, protocols.heldout):
-        assert (run.run_dir / f"eval-{protocol.key(run)}" / "scores.json").exists()
+        assert (protocol.folder(run) / "scores.json").exists()
     assert cli.main(argv) == 0 and capsys.readouterr().out == first  # read back, same numbers
+
+
+def test_the_plan_prices_a_shared_segment_as_if_alone():
+    from ldlib.reproduction.plan import alone_speed
+
+    assert alone_speed((30.0, 0.5)) == 60.0  # paused or beside other work half the time
+    assert alone_speed((30.0, 0.95)) == 30.0 and alone_speed((30.0, None)) == 30.0  # alone; a GPU records no share

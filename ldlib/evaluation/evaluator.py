@@ -493,9 +493,13 @@ class Evaluator:
                    "code": code_fingerprint(EVALUATION_CODE)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
+    def folder(self, run) -> Path:
+        """Where this evaluation of ``run`` is stored (complete once it holds ``scores.json``)."""
+        return run.run_dir / f"eval-{self.key(run)}"
+
     def __call__(self, run) -> Evaluation:
         """The evaluation of ``run``'s checkpoint: read back when stored, else sampled, scored and stored."""
-        stored = run.run_dir / f"eval-{self.key(run)}"
+        stored = self.folder(run)
         done = Evaluation.load(stored)
         if done is not None:
             done.reference = self.features(int(done.samples.shape[-1]))

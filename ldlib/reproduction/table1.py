@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, NamedTuple, Sequence
 
-from ..config import DiffusionConfig, UNetConfig, model_config
+from ..config import DiffusionConfig, TrainConfig, UNetConfig, model_config
 from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
 from ..flops import count_flops, table1_models
 from ..schedules import paper_shift
@@ -75,10 +75,16 @@ def train_row(preset: str, row: Row, data: dict, budget: Budget, rule: str = "pa
     """One row trained (or read from the run cache) for ``budget.images`` with training seed ``budget.seed +
     seed_index``: a budget is a point on the seed's one trajectory (``ldlib.reproduction.run_cache``).
     ``overrides`` change the training recipe (``TrainConfig`` fields; the recipe sweep's variants)."""
+    return trained_model(*row_request(preset, row, budget, rule, seed_index, overrides), data, progress=progress)
+
+
+def row_request(preset: str, row: Row, budget: Budget, rule: str = "paper", seed_index: int = 0,
+                overrides: Mapping | None = None) -> tuple[str, UNetConfig, DiffusionConfig, TrainConfig]:
+    """What :func:`train_row` asks the run cache for: the run's name, model, schedules and training config."""
     base = model_config(preset, 1).resolutions[0]
     training = replace(budget, seed=budget.seed + seed_index).config(**(overrides or {}))
     name = f"{preset}-{row.name}" + ("" if rule == "paper" else f"-{rule}")
-    return trained_model(name, row.model, diffusion_for(row.model, base, rule), training, data, progress=progress)
+    return name, row.model, diffusion_for(row.model, base, rule), training
 
 
 def train_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int] = (), seeds: int = 1,

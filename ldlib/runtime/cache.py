@@ -77,8 +77,15 @@ def module_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
 
 def executable_code(path: Path) -> bytes:
     """The module's syntax tree without docstrings (``ast.dump``: comments, blank lines and layout are not in
-    it): what runs. Editing documentation therefore keeps cached results; any change of code does not."""
-    tree = ast.parse(path.read_text())
+    it): what runs. Editing documentation therefore keeps cached results; any change of code does not. Parsed
+    once per version of the file (its modification time and size): a fingerprint is asked for per cached item."""
+    stat = Path(path).stat()
+    return _executable_code(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=None)
+def _executable_code(path: str, mtime_ns: int, size: int) -> bytes:
+    tree = ast.parse(Path(path).read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
