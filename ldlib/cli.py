@@ -170,18 +170,19 @@ def _pretrain(args: argparse.Namespace) -> int:
     p = NOTEBOOKS["05_table1"].parameters(args.profile, overrides, seed=args.seed)
     spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
     budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
+    budgets = [*p["curve_images"], p["budget_images"]]
     if args.plan:
         from .reproduction.plan import plan_markdown, plan_runs
         from .runtime.cache import cache_root
 
-        planned = plan_runs(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
-                            args.rules or p["rules"], table1.evaluators(spec, p), only=tuple(args.rows or ()))
+        planned = plan_runs(p["preset"], spec, budget, budgets, p["seeds"], args.rules or p["rules"],
+                            table1.evaluators(spec, p), only=tuple(args.rows or ()), heldout_rule=p["rules"][0])
         print(f"# ldlib pretrain --profile {args.profile}: what is left (run cache {cache_root()})\n\n"
               f"{plan_markdown(planned)}")
         return 0
     protocols = table1.evaluators(spec, p) if args.evaluate else None  # once: their references and judge are shared
     for rule in args.rules or p["rules"]:
-        table = table1.train_rows(p["preset"], spec, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
+        table = table1.train_rows(p["preset"], spec, budget, budgets, p["seeds"],
                                   rule, progress=not args.quiet, only=tuple(args.rows or ()))
         for row in table:
             for images, runs in sorted(row.runs.items()):

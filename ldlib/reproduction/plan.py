@@ -40,6 +40,10 @@ class PlannedRun:
     evaluations_needed: int
     samples_left: int  # images the evaluations not stored yet will generate
 
+    @property
+    def images_left(self) -> int:
+        return max(0, self.target_images - self.reached_images)
+
 
 def measured_speed(run_dir: Path) -> tuple[float, float | None] | None:
     """Images per second of the run's last training segment and its CPU share (``TrainResult.cpu_share``; None
@@ -67,32 +71,38 @@ def reached_step(run_dir: Path) -> int:
 
 
 def plan_runs(preset: str, data: dict, budget: Budget, budgets: Sequence[int], seeds: int, rules: Sequence[str],
-              protocols: Protocols | None = None, only: Sequence[str] = ()) -> list[PlannedRun]:
+              protocols: Protocols | None = None, only: Sequence[str] = (),
+              heldout_rule: str | None = None) -> list[PlannedRun]:
     """Every run ``ldlib pretrain`` would train for these arguments, in its order, with its state in the cache.
     With ``protocols`` (``table1.evaluators``), the evaluations ``--evaluate`` needs per run: one per budget (the
-    largest with ``final``, the others with ``curve``) and the held-out one under the first rule."""
+    largest with ``final``, the others with ``curve``) and the held-out one under ``heldout_rule`` (the profile's
+    first rule; default ``rules[0]``)."""
     out = []
     last = max(budgets)
     table = [r for r in rows(preset) if not only or r.name in only]
     for rule in rules:
+        asked = [] if protocols is None else [(protocols.final if b == last else protocols.curve, b) for b in budgets]
+        asked += [(protocols.heldout, last)] if protocols is not None and rule == (heldout_rule or rules[0]) else []
         for k in range(seeds):
             for row in table:
-                name, model, diffusion, training = row_request(preset, row, budget, rule, k)
-                run_dir = run_dir_for(name, model, diffusion, training, data)
-                stored = needed = samples_left = 0
-                if protocols is not None:
-                    asked = [(protocols.final if b == last else protocols.curve, b) for b in budgets]
-                    asked += [(protocols.heldout, last)] if rule == rules[0] else []
-                    for protocol, images in asked:
-                        step = images // budget.batch_size
-                        run = TrainResult(run_dir, step, checkpoint=run_dir / f"step-{step:08d}")
-                        done = (protocol.folder(run) / "scores.json").exists()
-                        stored, samples_left = stored + done, samples_left + (0 if done else protocol.n_samples)
-                    needed = len(asked)
-                out.append(PlannedRun(rule, row.name, model.resolutions[-1], k, run_dir,
+                run_dir = run_dir_for(*row_request(preset, row, budget, rule, k), data)
+                stored, samples_left = _evaluations(run_dir, asked, budget.batch_size)
+                out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir,
                                       reached_step(run_dir) * budget.batch_size, last, measured_speed(run_dir),
-                                      stored, needed, samples_left))
+                                      stored, len(asked), samples_left))
     return out
+
+
+def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tuple[int, int]:
+    """How many of the ``(protocol, images)`` evaluations of the run are stored, and the images the others will
+    generate."""
+    stored = samples_left = 0
+    for protocol, images in asked:
+        step = images // batch_size
+        run = TrainResult(run_dir, step, checkpoint=run_dir / f"step-{step:08d}")  # the key reads its name only
+        done = (protocol.folder(run) / "scores.json").exists()
+        stored, samples_left = stored + done, samples_left + (0 if done else protocol.n_samples)
+    return stored, samples_left
 
 
 def row_speeds(planned: Sequence[PlannedRun]) -> dict[str, float]:
@@ -127,10 +137,10 @@ def plan_markdown(planned: Sequence[PlannedRun]) -> str:
     train_s = eval_s = 0.0
     unmeasured, unpriced = set(), set()
     for p in planned:
-        left = max(0, p.target_images - p.reached_images)
-        speed = speeds.get(p.row)
+        left, speed = p.images_left, speeds.get(p.row)
         if left and speed is None:
             unmeasured.add(p.row)
+        time_left = "0" if not left else duration(left / speed) if speed else "?"
         train_s += left / speed if left and speed else 0.0
         if p.samples_left and p.resolution not in per_image:
             unpriced.add(p.resolution)
@@ -138,17 +148,16 @@ def plan_markdown(planned: Sequence[PlannedRun]) -> str:
         own = "—" if p.measured is None else f"{p.measured[0]:.1f}" + (
             f" (CPU share {p.measured[1]:.2f})" if p.measured[1] is not None else "")
         lines.append(f"| {p.rule} | {p.row} | {p.seed_index} | {p.reached_images:,} / {p.target_images:,} | {own} | "
-                     f"{duration(left / speed) if left and speed else ('0' if not left else '?')} | "
-                     f"{p.evaluations_stored} / {p.evaluations_needed} |")
-    left_images = sum(max(0, p.target_images - p.reached_images) for p in planned)
-    lines += ["", f"Training left: {left_images:,} images, about {duration(train_s)} at each row's median speed "
-                  f"alone (measured / CPU share)" + (f" (not counted, no measured run: {', '.join(sorted(unmeasured))})" if unmeasured else "")
-              + "."]
-    n_eval = sum(p.evaluations_needed - p.evaluations_stored for p in planned)
+                     f"{time_left} | {p.evaluations_stored} / {p.evaluations_needed} |")
+    skipped = f" (not counted, no measured run: {', '.join(sorted(unmeasured))})" if unmeasured else ""
+    lines += ["", f"Training left: {sum(p.images_left for p in planned):,} images, about {duration(train_s)} at each "
+                  f"row's median speed alone (measured / CPU share){skipped}."]
     if any(p.evaluations_needed for p in planned):
+        n_eval = sum(p.evaluations_needed - p.evaluations_stored for p in planned)
         rates = ", ".join(f"{s:.2f} s/image at {r} px" for r, s in sorted(per_image.items())) or "none measured"
+        unpriced_text = (f"; not counted: {', '.join(f'{r} px' for r in sorted(unpriced))}, no stored evaluation"
+                         if unpriced else "")
         lines.append(f"Evaluations left: {n_eval} ({sum(p.samples_left for p in planned):,} images to generate), "
-                     f"about {duration(eval_s)} ({rates}" + (f"; not counted: {', '.join(f'{r} px' for r in sorted(unpriced))}, "
-                                                             f"no stored evaluation" if unpriced else "") + ").")
+                     f"about {duration(eval_s)} ({rates}{unpriced_text}).")
     lines.append("Speeds are those measured in this cache, scaled to a CPU of its own; on another machine they differ.")
     return "\n".join(lines)

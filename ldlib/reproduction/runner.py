@@ -217,18 +217,19 @@ class Watcher(threading.Thread):
             self.log(self.line())
 
 
-def _same_parameters(recorded: Mapping, params: Mapping) -> bool:
-    """Whether ``provenance.json``'s parameters are ``params`` (compared as JSON: tuples come back as lists)."""
+def _same_run(previous: Mapping, params: Mapping) -> bool:
+    """Whether ``previous`` (a ``provenance.json``) is a successful run with ``params`` (compared as JSON: tuples
+    come back as lists)."""
     def norm(d: Mapping) -> str:
         return json.dumps({k: v for k, v in d.items() if k != "output_dir"}, sort_keys=True, default=str)
-    return norm(recorded) == norm(params)
+    return previous.get("status") == "ok" and norm(previous.get("parameters", {})) == norm(params)
 
 
 def longest_wall_time(previous: Mapping, params: Mapping, wall: float) -> float:
     """The longest wall time of a notebook's successful runs with ``params``, this one (``wall``) included.
     A re-run that finds its models in the run cache takes a fraction of a fresh run, so the last wall time alone
     would make the next fresh run's ETA far too short; other parameters start the count again."""
-    if previous.get("status") == "ok" and _same_parameters(previous.get("parameters", {}), params):
+    if _same_run(previous, params):
         return max(wall, previous.get("longest_wall_time_s", previous.get("wall_time_s", 0.0)))
     return wall
 
@@ -240,8 +241,8 @@ def expected_seconds(profile_dir: Path, jobs: Sequence[tuple[NotebookSpec, dict]
     out = {}
     for spec, params in jobs:
         prov = read_json(profile_dir / spec.name / "provenance.json")
-        same = prov.get("status") == "ok" and _same_parameters(prov.get("parameters", {}), params)
-        out[spec.name] = prov.get("longest_wall_time_s", prov.get("wall_time_s")) if same else prov.get("wall_time_s")
+        last = prov.get("wall_time_s")
+        out[spec.name] = prov.get("longest_wall_time_s", last) if _same_run(prov, params) else last
     return out
 
 
