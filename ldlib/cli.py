@@ -200,10 +200,17 @@ def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) 
     from .reproduction import table1
     from .reproduction.recorder import Recorder, claims_table, metrics_table
 
-    for row in table1.evaluate_rows(table, protocols.curve, protocols.final):
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    for row in table1.evaluate_rows(table, protocols.curve, protocols.final, announce=say):
         scored = sorted(row.evaluations.items())
         if heldout:
-            scored.append(("held-out", [protocols.heldout(run) for run in row.runs[max(row.runs)]]))
+            last, held = max(row.runs), []
+            for k, run in enumerate(row.runs[last]):
+                say(table1.evaluation_line(row.name, k, last, protocols.heldout, run))
+                held.append(protocols.heldout(run))
+            scored.append(("held-out", held))
         for images, evals in scored:
             print(f"{rule} {row.name} {images} images: FID " + ", ".join(f"{e.scores.fid:.1f}" for e in evals)
                   + "; KID x1e3 " + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))

@@ -144,7 +144,15 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     run = table[0].runs[8][0]
     for protocol in (protocols.final, protocols.heldout):
         assert (protocol.folder(run) / "scores.json").exists()
-    assert cli.main(argv) == 0 and capsys.readouterr().out == first  # read back, same numbers
+    # the console names each run before it is scored (the sampler's bar does not), then says it is stored
+    assert "evaluating: single32 seed 0 at 8 images, 4 samples against the train reference" in first
+    assert "evaluating: layered32 seed 0 at 8 images, 16 samples against the val reference" in first
+    assert cli.main(argv) == 0
+    again = capsys.readouterr().out
+    assert "evaluating:" not in again and again.count("stored: ") == first.count("evaluating: ") == 4
+    numbers = [[line for line in out.splitlines() if not line.startswith(("evaluating: ", "stored: "))]
+               for out in (first, again)]
+    assert numbers[0] == numbers[1]  # read back, same numbers
 
 
 def test_the_plan_prices_a_shared_segment_as_if_alone():

@@ -13,7 +13,7 @@ The rows follow the paper's: ``single<r0>`` (the base model, K = 1), ``single<r1
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, model_config
 from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
@@ -126,17 +126,31 @@ def evaluators(spec: dict, p: Mapping) -> Protocols:
                      Evaluator(spec, n_curve, steps, guidance, judge_steps=0, split="val", **common))
 
 
-def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None) -> list[Row]:
+def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | None = None,
+                  announce: Callable[[str], None] | None = None) -> list[Row]:
     """Score every run with one protocol, each against the reference at its own resolution: the largest budget
     with ``final`` (more samples, when given), the budget curve's smaller ones with ``evaluator``; ``curve``
-    has them all at ``evaluator``'s sample count."""
+    has them all at ``evaluator``'s sample count. ``announce`` is told which run each evaluation scores before
+    it starts (the console of a long ``ldlib pretrain --evaluate``: the sampler's bar names no model)."""
     for row in table:
         last = max(row.runs)
         for images, runs in sorted(row.runs.items(), reverse=True):  # the decisive budget first
             protocol = final if final is not None and images == last else evaluator
-            row.evaluations[images] = [protocol(run) for run in runs]
+            row.evaluations[images] = []
+            for k, run in enumerate(runs):
+                if announce is not None:
+                    announce(evaluation_line(row.name, k, images, protocol, run))
+                row.evaluations[images].append(protocol(run))
         row.curve = at_one_count(row.evaluations, evaluator)
     return table
+
+
+def evaluation_line(row: str, seed_index: int, images: int, protocol: Evaluator, run: TrainResult) -> str:
+    """``evaluating: layered32 seed 1 at 102,400 images, 1000 samples against the train reference (run folder)``,
+    or ``stored:`` when the run cache holds that evaluation already."""
+    stored = (protocol.folder(run) / "scores.json").exists()
+    return (f"{'stored' if stored else 'evaluating'}: {row} seed {seed_index} at {images:,} images, "
+            f"{protocol.n_samples} samples against the {protocol.split} reference ({run.run_dir.name})")
 
 
 def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
