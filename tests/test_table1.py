@@ -78,6 +78,13 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     assert all("(2 seeds; paired" in c.we_find for c in rec.claims)
     curves = {m.key for m in rec.metrics if m.key.startswith("FID layered")}
     assert {"FID layered32 - single32 at 8 images", "FID layered64 - single64 at 24 images"} <= curves
+    # KID and text alignment, which no claim of the paper's covers, are paired at the largest budget too
+    recorded = {m.key: m for m in rec.metrics}
+    for key in ("KID layered32 - single32 at 24 images", "alignment layered64 - single64 at 24 images"):
+        assert recorded[key].ci[0] <= recorded[key].value <= recorded[key].ci[1]
+    a = [e.alignment for e in table[4].evaluations[24]]
+    b = [e.alignment for e in table[3].evaluations[24]]
+    assert recorded["alignment layered64 - single64 at 24 images"].value == pytest.approx((sum(a) - sum(b)) / 2)
     # a subset of the rows (ldlib pretrain --rows) keeps each row's own paper counterpart, not its position
     pairs = table1.pairs([table[1], table[2], table[4]])  # layered64 has no single64 here
     assert [(a.name, b.name) for a, b in pairs] == [("layered32", "single32")]
