@@ -206,11 +206,8 @@ def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) 
     for row in table1.evaluate_rows(table, protocols.curve, protocols.final, announce=say):
         scored = sorted(row.evaluations.items())
         if heldout:
-            last, held = max(row.runs), []
-            for k, run in enumerate(row.runs[last]):
-                say(table1.evaluation_line(row.name, k, last, protocols.heldout, run))
-                held.append(protocols.heldout(run))
-            scored.append(("held-out", held))
+            last = max(row.runs)
+            scored.append(("held-out", table1.score_runs(protocols.heldout, row.name, last, row.runs[last], say)))
         for images, evals in scored:
             print(f"{rule} {row.name} {images} images: FID " + ", ".join(f"{e.scores.fid:.1f}" for e in evals)
                   + "; KID x1e3 " + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))

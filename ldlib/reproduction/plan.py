@@ -20,7 +20,7 @@ from ..training.checkpoint import latest_checkpoint, read_history
 from ..training.train import SHARED_CPU
 from .run_cache import run_dir_for
 from .study import Budget
-from .table1 import Protocols, row_request, rows
+from .table1 import Protocols, is_stored, row_request, rows
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tupl
     for protocol, images in asked:
         step = images // batch_size
         run = TrainResult(run_dir, step, checkpoint=run_dir / f"step-{step:08d}")  # the key reads its name only
-        done = (protocol.folder(run) / "scores.json").exists()
+        done = is_stored(protocol, run)
         stored, samples_left = stored + done, samples_left + (0 if done else protocol.n_samples)
     return stored, samples_left
 

@@ -136,21 +136,28 @@ def evaluate_rows(table: list[Row], evaluator: Evaluator, final: Evaluator | Non
         last = max(row.runs)
         for images, runs in sorted(row.runs.items(), reverse=True):  # the decisive budget first
             protocol = final if final is not None and images == last else evaluator
-            row.evaluations[images] = []
-            for k, run in enumerate(runs):
-                if announce is not None:
-                    announce(evaluation_line(row.name, k, images, protocol, run))
-                row.evaluations[images].append(protocol(run))
+            row.evaluations[images] = score_runs(protocol, row.name, images, runs, announce)
         row.curve = at_one_count(row.evaluations, evaluator)
     return table
 
 
-def evaluation_line(row: str, seed_index: int, images: int, protocol: Evaluator, run: TrainResult) -> str:
-    """``evaluating: layered32 seed 1 at 102,400 images, 1000 samples against the train reference (run folder)``,
-    or ``stored:`` when the run cache holds that evaluation already."""
-    stored = (protocol.folder(run) / "scores.json").exists()
-    return (f"{'stored' if stored else 'evaluating'}: {row} seed {seed_index} at {images:,} images, "
-            f"{protocol.n_samples} samples against the {protocol.split} reference ({run.run_dir.name})")
+def score_runs(protocol: Evaluator, row: str, images: int, runs: Sequence[TrainResult],
+               announce: Callable[[str], None] | None = None) -> list[Evaluation]:
+    """``protocol`` applied to each seed's run of ``row`` at ``images``; ``announce`` first gets ``evaluating:
+    layered32 seed 1 at 102,400 images, 1000 samples against the train reference (run folder)``, or ``stored:``
+    when the run cache holds that evaluation already."""
+    out = []
+    for k, run in enumerate(runs):
+        if announce is not None:
+            announce(f"{'stored' if is_stored(protocol, run) else 'evaluating'}: {row} seed {k} at {images:,} images, "
+                     f"{protocol.n_samples} samples against the {protocol.split} reference ({run.run_dir.name})")
+        out.append(protocol(run))
+    return out
+
+
+def is_stored(protocol: Evaluator, run: TrainResult) -> bool:
+    """Whether the run cache holds ``protocol``'s evaluation of ``run`` (its folder is complete)."""
+    return (protocol.folder(run) / "scores.json").exists()
 
 
 def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
@@ -213,12 +220,13 @@ def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[fl
     out = []
     for layered, single in pairs(table):
         last = max(layered.evaluations)
-        a, b = layered.evaluations[last], single.evaluations.get(last, [])
-        for metric in ("kid", "alignment"):
-            if not b or (metric == "alignment" and any(e.alignment is None for e in (*a, *b))):
+        if last not in single.evaluations:
+            continue
+        a, b = layered.evaluations[last], single.evaluations[last]
+        for metric, label in (("kid", "KID"), ("alignment", "alignment")):
+            if metric == "alignment" and any(e.alignment is None for e in (*a, *b)):
                 continue
-            out.append((f"{metric.upper() if metric == 'kid' else metric} {layered.name} - {single.name}",
-                        paired_difference(a, b, metric)[:2], last))
+            out.append((f"{label} {layered.name} - {single.name}", paired_difference(a, b, metric)[:2], last))
     return out
 
 
