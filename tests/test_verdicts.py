@@ -12,7 +12,7 @@ from ldlib.data import shapes_dataset
 from ldlib.data.images import CaptionedImages
 from ldlib.evaluation.evaluator import Evaluator, _fixed_subset, other_real_images, reference_sets
 from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
-                                         judge_difference)
+                                         judge_difference, seeds_to_reach)
 from ldlib.reproduction.report import build_report, tally
 from ldlib.reproduction.study import compare, floors_text, record_floors
 
@@ -24,12 +24,27 @@ def test_judge_difference_four_verdicts():
     assert judge_difference(1.0, (-4.0, 6.0), -1, 100.0).verdict == "no effect"
     wide = judge_difference(-5.0, (-25.0, 15.0), -1, 100.0, seeds=3)
     assert wide.verdict == "unresolved"
-    # half-width 20 must shrink below |diff| 5 (x16 seeds) or fit in the band: 10 - 5 = 5 (x16 too)
-    assert wide.seeds_to_resolve == 48
+    # half-width 20 must shrink below |diff| 5 or fit in the band (10 - 5 = 5): the seeds' sd is
+    # 20 sqrt(3) / t(2 df) = 8.05, and t(n - 1) 8.05 / sqrt(n) <= 5 first at n = 13 (t 2.18); 1/sqrt(n) alone
+    # with the 3-seed quantile kept would say 48
+    assert wide.seeds_to_resolve == 13
     # a difference that excludes 0 is decided even when small: its sign is what the paper claims
     assert judge_difference(-0.5, (-0.9, -0.1), -1, 100.0).verdict == "agrees"
     with pytest.raises(ValueError):
         judge_difference(0.0, (-1, 1), 0, 1.0)
+
+
+def test_seeds_to_reach_uses_the_t_quantile_of_the_new_seed_count():
+    from scipy import stats
+
+    for half, seeds, target in [(20.0, 3, 5.0), (15.1, 3, 3.8), (0.12, 3, 0.108), (9.0, 5, 1.0), (4.0, 2, 3.0)]:
+        n = seeds_to_reach(half, seeds, target)
+        s = half * np.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1)
+        width = lambda k: stats.t.ppf(0.975, k - 1) * s / np.sqrt(k)  # noqa: E731
+        assert n > seeds and width(n) <= target < width(n - 1)
+    assert seeds_to_reach(20.0, 1, 5.0) == 16  # one seed: the sample bootstrap's interval, 1 / sqrt(n)
+    assert seeds_to_reach(4.0, 3, 5.0) == 3  # already narrow enough
+    assert seeds_to_reach(1e6, 3, 1e-6) == 10_000  # capped
 
 
 def test_claim_verdicts_map_to_agrees():

@@ -79,7 +79,7 @@ def agrees_of(verdict: str) -> bool | None:
 @dataclass(frozen=True)
 class Judgement:
     """A paired difference judged against the paper: its verdict and, when unresolved, how many training
-    seeds the measured spread says would decide it (the interval shrinks as 1/sqrt(seeds))."""
+    seeds the measured spread says would decide it (:func:`seeds_to_reach`)."""
 
     verdict: str
     seeds_to_resolve: int | None = None
@@ -100,12 +100,30 @@ def judge_difference(diff: float, ci: tuple[float, float], paper_sign: int, scal
     if -band <= lo and hi <= band:
         return Judgement(NO_EFFECT)
     half = (hi - lo) / 2
-    needs = []
-    if diff != 0:  # until the half-width is below |diff|: the sign is decided
-        needs.append(seeds * (half / abs(diff)) ** 2)
-    if abs(diff) < band:  # until the interval fits inside +-band: no effect
-        needs.append(seeds * (half / (band - abs(diff))) ** 2)
-    return Judgement(UNRESOLVED, math.ceil(min(needs)) if needs else None)
+    targets = [abs(diff)] if diff != 0 else []  # a half-width below |diff| decides the sign
+    if abs(diff) < band:  # one below band - |diff| fits the interval inside +-band: no effect
+        targets.append(band - abs(diff))
+    return Judgement(UNRESOLVED, seeds_to_reach(half, seeds, max(targets)) if targets else None)
+
+
+def seeds_to_reach(half: float, seeds: int, target: float, most: int = 10_000) -> int:
+    """The training seeds at which a 95% half-width ``half``, measured with ``seeds`` seeds, shrinks to
+    ``target`` if the spread between seeds stays as measured. From two seeds on the interval is Student's t
+    across seeds (``metrics.across_seeds``): half = t(0.975, n - 1) s / sqrt(n), so the quantile shrinks with
+    n too (4.30 at 3 seeds, 2.26 at 10); scaling ``half`` by sqrt(seeds / n) alone would ask ~4x too many
+    seeds of a 3-seed interval. One seed: the interval is the sample bootstrap's, training-seed spread
+    unmeasured, so the estimate assumes it equals the sample spread (1 / sqrt(n)). At most ``most``."""
+    if target <= 0 or half <= target:
+        return seeds
+    if seeds < 2:
+        return min(most, math.ceil((half / target) ** 2))
+    from scipy import stats
+
+    s = half * math.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1)  # the seeds' standard deviation
+    n = min(most, max(seeds + 1, math.floor((1.96 * s / target) ** 2)))  # the normal quantile asks fewer: start
+    while n < most and stats.t.ppf(0.975, n - 1) * s / math.sqrt(n) > target:
+        n += 1
+    return n
 
 
 @dataclass
