@@ -171,19 +171,20 @@ def _pretrain(args: argparse.Namespace) -> int:
     spec = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
     budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
     budgets = [*p["curve_images"], p["budget_images"]]
+    only = tuple(args.rows or p["rows"])  # --rows, or the notebook's own parameter (-p rows=[...])
     if args.plan:
         from .reproduction.plan import plan_markdown, plan_runs
         from .runtime.cache import cache_root
 
         planned = plan_runs(p["preset"], spec, budget, budgets, p["seeds"], args.rules or p["rules"],
-                            table1.evaluators(spec, p), only=tuple(args.rows or ()), heldout_rule=p["rules"][0])
+                            table1.evaluators(spec, p), only=only, heldout_rule=p["rules"][0])
         print(f"# ldlib pretrain --profile {args.profile}: what is left (run cache {cache_root()})\n\n"
               f"{plan_markdown(planned)}")
         return 0
     protocols = table1.evaluators(spec, p) if args.evaluate else None  # once: their references and judge are shared
     for rule in args.rules or p["rules"]:
         table = table1.train_rows(p["preset"], spec, budget, budgets, p["seeds"],
-                                  rule, progress=not args.quiet, only=tuple(args.rows or ()))
+                                  rule, progress=not args.quiet, only=only)
         for row in table:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))

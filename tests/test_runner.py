@@ -62,6 +62,8 @@ def test_committed_notebooks_have_no_outputs():
         (dict(profile="smoke", overrides=["01_noise_scaling.resolutions=[8]"]), "unknown parameter 'resolutions' for notebook 01"),
         (dict(profile="smoke", overrides=["seed"]), "NAME=VALUE"),
         (dict(profile="smoke", overrides=["03_x.seed=1"]), "not selected"),
+        (dict(profile="default", only=["05"], overrides=["rows=['single128']"]),
+         "'rows' of preset 'cpu16' are single16, single32, layered32, single64, layered64"),
     ],
 )
 def test_plan_rejects_bad_input(kwargs, match):
@@ -74,6 +76,9 @@ def test_plan_applies_overrides_per_notebook():
     assert jobs["01_noise_scaling"]["seed"] == 7 and jobs["02_schedule_shifting"]["seed"] == 7
     assert jobs["02_schedule_shifting"]["n_t"] == 5
     assert [s.name for s, _ in plan("smoke", only=["02"])] == ["02_schedule_shifting"]
+    # Table 1 on a subset of its rows (one pair), e.g. to look at one resolution before the others are trained
+    (_, p05), = plan("default", only=["05"], overrides=["rows=['single32', 'layered32']"])
+    assert p05["rows"] == ["single32", "layered32"] and plan("default", only=["05"])[0][1]["rows"] == []
 
 
 def test_cli_fails_before_any_work(tmp_path, capsys):

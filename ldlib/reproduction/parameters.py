@@ -325,6 +325,15 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
 }
 
 
+def _table1_rows(p: Mapping[str, Any]) -> None:
+    from ..flops import table1_models
+
+    names = list(table1_models(p["preset"]))
+    unknown = [r for r in p["rows"] if r not in names]
+    if unknown:
+        raise ParameterError(f"'rows' of preset {p['preset']!r} are {', '.join(names)} ([] = all); got {unknown}")
+
+
 def _table1_levels(p: Mapping[str, Any]) -> None:
     if not p["noise_levels"] and not p["blur_levels"]:
         raise ParameterError("set at least one of 'noise_levels' and 'blur_levels' for the FID sanity curve")
@@ -337,19 +346,22 @@ NOTEBOOKS["05_table1"] = _training_spec(
         "flops_preset": Param("str", "preset whose FLOPs are compared with Table 1", choices=tuple(PRESETS)),
         "rules": Param("list[str]", "schedule rules, each applied to single and layered rows alike",
                        choices=tuple(TABLE1_RULES)),
+        "rows": Param("list[str]", "Table 1 rows to train and score by name, e.g. ['single32', 'layered32'] "
+                      "(a pair's claims need both); [] = all five", nonempty=False),
         "noise_levels": Param("list[float]", "noise std of the FID sanity curve", low=0.0, high=4.0, nonempty=False),
         "blur_levels": Param("list[float]", "down-up factors of the FID sanity curve", low=1.0, high=64.0,
                              nonempty=False),
     },
     profiles={
-        "smoke": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.2], blur_levels=[4.0]),
-        "quick": dict(flops_preset="paper", rules=["paper"], noise_levels=[0.05, 0.1, 0.2, 0.4], blur_levels=[2.0, 4.0]),
-        "default": dict(flops_preset="paper", rules=["paper", "none"], noise_levels=[0.05, 0.1, 0.2, 0.4],
+        "smoke": dict(flops_preset="paper", rules=["paper", "none"], rows=[], noise_levels=[0.2], blur_levels=[4.0]),
+        "quick": dict(flops_preset="paper", rules=["paper"], rows=[], noise_levels=[0.05, 0.1, 0.2, 0.4],
+                      blur_levels=[2.0, 4.0]),
+        "default": dict(flops_preset="paper", rules=["paper", "none"], rows=[], noise_levels=[0.05, 0.1, 0.2, 0.4],
                         blur_levels=[2.0, 4.0]),
-        "paper": dict(flops_preset="paper", rules=["paper"], noise_levels=[0.05, 0.1, 0.2, 0.4],
+        "paper": dict(flops_preset="paper", rules=["paper"], rows=[], noise_levels=[0.05, 0.1, 0.2, 0.4],
                       blur_levels=[2.0, 4.0, 8.0]),
     },
-    cross_checks=(_table1_levels,),
+    cross_checks=(_table1_rows, _table1_levels),
     seeds=True,
     curve=True,
 )
