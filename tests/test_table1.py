@@ -20,6 +20,28 @@ def test_rows_and_flops_order():
     assert flops["layered256"] < flops["single256"] and flops["layered512"] < flops["single512"]
 
 
+def test_training_speed_leaves_out_runs_measured_on_a_shared_machine():
+    from types import SimpleNamespace as NS
+
+    row = table1.rows("smoke")[0]
+    row.runs = {24: [NS(images_per_s=40.9, cpu_share=0.48), NS(images_per_s=112.9, cpu_share=0.99),
+                     NS(images_per_s=110.1, cpu_share=0.98)]}
+    rec = Recorder(None, "t")
+    table1.record_speeds(rec, {"paper": [row]}, 32)
+    m, = rec.metrics
+    assert m.key == f"training images/s {row.name}" and m.value == pytest.approx((112.9 + 110.1) / 2)
+    assert m.note == ("median of 2 of 3 seeds' runs, batch 32; per seed: 40.9 (CPU share 0.48; shared, left out), "
+                      "112.9 (CPU share 0.99), 110.1 (CPU share 0.98)")
+    row.runs = {24: [NS(images_per_s=40.0, cpu_share=0.5), NS(images_per_s=50.0, cpu_share=None)]}
+    rec = Recorder(None, "t")
+    table1.record_speeds(rec, {"none": [row]}, 8)  # a run with no share recorded (GPU) counts as alone
+    assert rec.metrics[0].value == 50.0 and rec.metrics[0].key.endswith("(shifts: none)")
+    row.runs = {24: [NS(images_per_s=40.0, cpu_share=0.5), NS(images_per_s=30.0, cpu_share=0.4)]}
+    rec = Recorder(None, "t")
+    table1.record_speeds(rec, {"paper": [row]}, 8)  # every run shared: the median of all, none marked left out
+    assert rec.metrics[0].value == 35.0 and "left out" not in rec.metrics[0].note
+
+
 def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
     data, budget = {"kind": "shapes", "n": 32, "seed": 0}, Budget(24, 8, 1e-3, text_encoder="hash")

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, NamedTuple, Sequence
 
+import numpy as np
+
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, model_config
 from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
 from ..flops import count_flops, table1_models
 from ..schedules import paper_shift
-from ..training import TrainResult
+from ..training import SHARED_CPU, TrainResult
 from . import paper_numbers as paper
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
 from .run_cache import trained_model
@@ -170,11 +172,31 @@ def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
 # ---------------------------------------------------------------------------------------- reporting
 
 
+def record_speeds(rec: Recorder, tables: Mapping[str, list[Row]], batch_size: int) -> None:
+    """Each row's training images/s per schedule rule: the median over its seeds' runs (the speed of the
+    invocation that finished each), leaving out runs measured while the machine was shared (CPU share below
+    ``SHARED_CPU``) unless all were; the note lists every seed's speed and share."""
+    for rule, table in tables.items():
+        for row in table:
+            runs = row.runs[max(row.runs)]
+            shared = [r.cpu_share is not None and r.cpu_share < SHARED_CPU for r in runs]
+            kept = [r.images_per_s for r, s in zip(runs, shared) if not s or all(shared)]
+            per_seed = ", ".join(_speed_text(r, left_out=s and not all(shared)) for r, s in zip(runs, shared))
+            rec.metric(f"training images/s {row.name}" + ("" if rule == "paper" else f" (shifts: {rule})"),
+                       float(np.median(kept)),
+                       note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}; per seed: {per_seed}")
+
+
 def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
     mean, ci = across_seed_value(evaluations, metric)
     values = [metric_value(e, metric)[0] * scale for e in evaluations]
     spread = f" (seeds {min(values):.4g}-{max(values):.4g})" if len(values) > 1 else ""
     return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}{spread}"
+
+
+def _speed_text(run: TrainResult, left_out: bool) -> str:
+    share = "" if run.cpu_share is None else f"CPU share {run.cpu_share:.2f}" + ("; shared, left out" if left_out else "")
+    return f"{run.images_per_s:.1f}" + (f" ({share})" if share else "")
 
 
 def table_markdown(table: list[Row]) -> str:
