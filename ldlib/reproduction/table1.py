@@ -180,8 +180,9 @@ def record_speeds(rec: Recorder, tables: Mapping[str, list[Row]], batch_size: in
         for row in table:
             runs = row.runs[max(row.runs)]
             shared = [r.cpu_share is not None and r.cpu_share < SHARED_CPU for r in runs]
-            kept = [r.images_per_s for r, s in zip(runs, shared) if not s or all(shared)]
-            per_seed = ", ".join(_speed_text(r, left_out=s and not all(shared)) for r, s in zip(runs, shared))
+            left_out = [s and not all(shared) for s in shared]
+            kept = [r.images_per_s for r, out in zip(runs, left_out) if not out]
+            per_seed = ", ".join(_speed_text(r, out) for r, out in zip(runs, left_out))
             rec.metric(f"training images/s {row.name}" + ("" if rule == "paper" else f" (shifts: {rule})"),
                        float(np.median(kept)),
                        note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}; per seed: {per_seed}")
