@@ -12,8 +12,8 @@ from ldlib.data import shapes_dataset
 from ldlib.data.images import CaptionedImages
 from ldlib.evaluation.evaluator import Evaluator, _fixed_subset, other_real_images, reference_sets
 from ldlib.reproduction.recorder import (ANALYTIC, EMPIRICAL, Claim, Recorder, agrees_of, claims_table,
-                                         judge_difference, seeds_to_reach)
-from ldlib.reproduction.report import build_report, tally
+                                         in_paper_units, judge_difference, seeds_to_reach)
+from ldlib.reproduction.report import build_report, tally, write_claims_figure, write_report
 from ldlib.reproduction.study import compare, floors_text, record_floors
 
 
@@ -32,6 +32,55 @@ def test_judge_difference_four_verdicts():
     assert judge_difference(-0.5, (-0.9, -0.1), -1, 100.0).verdict == "agrees"
     with pytest.raises(ValueError):
         judge_difference(0.0, (-1, 1), 0, 1.0)
+
+
+def test_the_verdict_reads_off_the_difference_in_the_papers_units():
+    # the paper says a - b < 0; a - b = -3 [-5, -1] against a margin of 10% of 20 = 2: in the paper's units
+    # (> 0 its direction, 1 its effect size) 1.5 [0.5, 2.5]
+    judged = judge_difference(-3.0, (-5.0, -1.0), -1, 20.0, seeds=3)
+    assert judged.effect == {"diff": -3.0, "ci": [-5.0, -1.0], "paper_sign": -1, "margin": 2.0, "seeds": 3}
+    assert in_paper_units(judged.effect) == pytest.approx((1.5, 0.5, 2.5))
+    assert in_paper_units({**judged.effect, "margin": 0.0}) is None  # nothing to measure against
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        diff, half, sign = rng.normal(0, 10), rng.uniform(0.1, 20), int(rng.choice([-1, 1]))
+        judged = judge_difference(diff, (diff - half, diff + half), sign, rng.uniform(1, 100), rng.uniform(0.05, 0.3))
+        x, lo, hi = in_paper_units(judged.effect)
+        assert lo <= x <= hi
+        expected = ("agrees" if lo > 0 else "disagrees" if hi < 0 else "no effect" if -1 <= lo and hi <= 1
+                    else "unresolved")
+        assert judged.verdict == expected
+
+
+def test_claims_figure_draws_each_judged_claim_and_goes_with_them(tmp_path):
+    import matplotlib
+
+    matplotlib.use("agg")
+    from ldlib.reproduction.plots import VERDICT_COLOURS, claims_forest
+    from ldlib.reproduction.runner import write_summary
+
+    rec = Recorder(tmp_path / "smoke" / "05_table1", "05_table1")
+    judged = [judge_difference(-3.0, (-5.0, -1.0), -1, 20.0), judge_difference(1.0, (-30.0, 32.0), 1, 10.0)]
+    for i, j in enumerate(judged):
+        rec.claim(f"claim {i}", "p", "w", verdict=j.verdict, seeds_to_resolve=j.seeds_to_resolve, effect=j.effect)
+    rec.claim("fewer FLOPs", "p", "w", True, kind=ANALYTIC)  # no paired difference: not drawn
+    rec.save()
+    (rec.output_dir / "provenance.json").write_text(json.dumps({"status": "ok"}))
+    profile = tmp_path / "smoke"
+    rows = [("05", f"claim {i}", j.verdict, in_paper_units(j.effect)) for i, j in enumerate(judged)]
+    fig = claims_forest(rows)
+    points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert [p.get_xdata()[0] for p in points] == pytest.approx([1.5, 1.0])  # margins 2 and 1
+    assert [p.get_color() for p in points] == [VERDICT_COLOURS["agrees"], VERDICT_COLOURS["unresolved"]]
+    assert "05 · claim 1" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    page = write_report(profile).read_text()
+    assert (profile / "claims.png").stat().st_size > 5_000 and "<img src='claims.png'" in page
+    assert "![every empirical claim](claims.png)" in write_summary(profile).read_text()
+    metrics_json = rec.output_dir / "metrics.json"
+    saved = json.loads(metrics_json.read_text())
+    metrics_json.write_text(json.dumps({**saved, "claims": [{**c, "effect": None} for c in saved["claims"]]}))
+    assert write_claims_figure(profile) is None and not (profile / "claims.png").exists()  # no stale figure
+    assert "claims.png" not in write_report(profile).read_text()
 
 
 def test_seeds_to_reach_uses_the_t_quantile_of_the_new_seed_count():
@@ -127,6 +176,7 @@ def test_paired_difference_and_compare_across_seeds():
     compare(rec, "good beats bad", "p", ("good", good), ("bad", bad), "fid", True)
     c = rec.claims[-1]
     assert (c.verdict, c.kind) == ("agrees", EMPIRICAL) and "3 seeds" in c.we_find
+    assert c.effect["diff"] == pytest.approx(d) and c.effect["seeds"] == 3  # the numbers the figure draws
     compare(rec, "bad beats good", "p", ("bad", bad), ("good", good), "fid", True)
     assert rec.claims[-1].verdict == "disagrees"
     compare(rec, "same", "p", ("a", good[0]), ("b", good[0]), "kid", True)

@@ -318,3 +318,42 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         bx.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+#: one colour per verdict (``recorder.VERDICTS``), the report's row colours made darker
+VERDICT_COLOURS = {"agrees": "#2e7d32", "disagrees": "#c62828", "no effect": "#3f6fb5", "unresolved": "#c79100"}
+
+
+def claims_forest(claims: Sequence[tuple[str, str, str, tuple[float, float, float]]], wrap: int = 90):
+    """Every empirical claim at a glance: one row per ``(group, label, verdict, (x, low, high))``, its paired
+    difference and 95% interval in the paper's units (``recorder.in_paper_units``: > 0 the paper's direction,
+    1 an effect as large as the paper's), coloured by verdict, a thin line between groups (notebooks). The
+    shaded band is +-1, where an interval means no effect of the paper's size; the axis is linear inside +-2
+    and logarithmic beyond, so one wide interval does not squash the rest."""
+    labels = [textwrap.fill(f"{group} · {label}", wrap) for group, label, _, _ in claims]
+    heights = [0.3 + 0.13 * label.count("\n") for label in labels]  # inches per row
+    ys = np.cumsum(heights) - np.array(heights) / 2
+    fig, ax = plt.subplots(figsize=(11, 1.4 + sum(heights)))
+    ax.axvspan(-1, 1, color="#e6ecf6", zorder=0, label="no effect of the paper's size (±1)")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.axvline(1, color="grey", lw=0.8, ls="--", label="the paper's effect size")
+    seen = set()
+    for i, (y, (group, _, verdict, (x, lo, hi))) in enumerate(zip(ys, claims)):
+        ax.errorbar([x], [y], xerr=[[x - lo], [hi - x]], fmt="o", ms=5, capsize=3, color=VERDICT_COLOURS[verdict],
+                    label=None if verdict in seen else verdict)
+        seen.add(verdict)
+        if i and claims[i - 1][0] != group:
+            ax.axhline(y - heights[i] / 2, color="grey", lw=0.5)
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_ylim(sum(heights), 0)  # the first claim on top
+    ax.set_xscale("symlog", linthresh=2, linscale=2)
+    reach = 1.2 * max([2.0] + [abs(v) for *_, units in claims for v in units])
+    ax.set_xlim(-reach, reach)
+    ticks = [t for t in (-1000, -100, -10, -2, -1, 0, 1, 2, 10, 100, 1000) if abs(t) <= reach]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("paired difference / the paper's effect size (> 0: the paper's direction; 95% interval)")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
+    ax.set_title(f"The paper's empirical claims, checked ({len(claims)}; colour: verdict)", pad=38)
+    fig.tight_layout()
+    return fig

@@ -78,11 +78,13 @@ def agrees_of(verdict: str) -> bool | None:
 
 @dataclass(frozen=True)
 class Judgement:
-    """A paired difference judged against the paper: its verdict and, when unresolved, how many training
-    seeds the measured spread says would decide it (:func:`seeds_to_reach`)."""
+    """A paired difference judged against the paper: its verdict, when unresolved how many training seeds the
+    measured spread says would decide it (:func:`seeds_to_reach`), and the numbers it was judged on
+    (``effect``: what :attr:`Claim.effect` stores, read by :func:`in_paper_units`)."""
 
     verdict: str
     seeds_to_resolve: int | None = None
+    effect: dict | None = None
 
 
 def judge_difference(diff: float, ci: tuple[float, float], paper_sign: int, scale: float,
@@ -94,16 +96,31 @@ def judge_difference(diff: float, ci: tuple[float, float], paper_sign: int, scal
     if paper_sign not in (1, -1):
         raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign}")
     lo, hi = ci
-    if lo > 0 or hi < 0:
-        return Judgement(AGREES if (1 if lo > 0 else -1) == paper_sign else DISAGREES)
     band = delta * abs(scale)
+    effect = {"diff": float(diff), "ci": [float(lo), float(hi)], "paper_sign": paper_sign, "margin": float(band),
+              "seeds": seeds}
+    if lo > 0 or hi < 0:
+        return Judgement(AGREES if (1 if lo > 0 else -1) == paper_sign else DISAGREES, effect=effect)
     if -band <= lo and hi <= band:
-        return Judgement(NO_EFFECT)
+        return Judgement(NO_EFFECT, effect=effect)
     half = (hi - lo) / 2
     targets = [abs(diff)] if diff != 0 else []  # a half-width below |diff| decides the sign
     if abs(diff) < band:  # one below band - |diff| fits the interval inside +-band: no effect
         targets.append(band - abs(diff))
-    return Judgement(UNRESOLVED, seeds_to_reach(half, seeds, max(targets)) if targets else None)
+    return Judgement(UNRESOLVED, seeds_to_reach(half, seeds, max(targets)) if targets else None, effect)
+
+
+def in_paper_units(effect: dict) -> tuple[float, float, float] | None:
+    """A judged difference (:attr:`Judgement.effect`) and its 95% interval signed so that > 0 is the paper's
+    direction and divided by the margin (delta times the compared value: the paper's own effect size, or
+    :data:`DEFAULT_DELTA`'s): 0 is no difference, 1 an effect as large as the paper's. The verdict reads off
+    it: an interval above 0 agrees, below 0 disagrees, inside [-1, 1] shows no effect. None when the margin
+    is 0 (nothing to measure against)."""
+    if not effect.get("margin"):
+        return None
+    sign, margin = effect["paper_sign"], effect["margin"]
+    lo, hi = sorted(v * sign / margin for v in effect["ci"])
+    return effect["diff"] * sign / margin, lo, hi
 
 
 def seeds_to_reach(half: float, seeds: int, target: float, most: int = 10_000) -> int:
@@ -133,7 +150,8 @@ class Claim:
     """A statement of the paper checked by a computation. ``verdict`` is one of :data:`VERDICTS`;
     ``agrees`` follows from it (None only for unresolved); ``kind`` says whether it is an analytic check
     (true by construction or exact computation) or an empirical claim; ``seeds_to_resolve`` (unresolved
-    empirical claims) is the number of training seeds the measured spread says would decide it."""
+    empirical claims) is the number of training seeds the measured spread says would decide it; ``effect``
+    (claims judged on a paired difference) the numbers behind the verdict (:attr:`Judgement.effect`)."""
 
     key: str
     paper_says: str
@@ -142,6 +160,7 @@ class Claim:
     verdict: str = ""
     kind: str = EMPIRICAL
     seeds_to_resolve: int | None = None
+    effect: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -176,12 +195,13 @@ class Recorder:
         return m
 
     def claim(self, key: str, paper_says: str, we_find: str, agrees: bool | None = None, *, verdict: str = "",
-              kind: str = EMPIRICAL, seeds_to_resolve: int | None = None) -> Claim:
+              kind: str = EMPIRICAL, seeds_to_resolve: int | None = None, effect: dict | None = None) -> Claim:
         """Record a checked claim, by its ``verdict`` (one of :data:`VERDICTS`) or, for a yes/no check, by
-        ``agrees`` (None = unresolved). ``kind``: :data:`ANALYTIC` or :data:`EMPIRICAL`."""
+        ``agrees`` (None = unresolved). ``kind``: :data:`ANALYTIC` or :data:`EMPIRICAL`; ``effect``: the
+        judged difference (:attr:`Judgement.effect`), drawn in the report's claims figure."""
         if not verdict and agrees is not None:
             agrees = bool(agrees)
-        c = Claim(key, paper_says, we_find, agrees, verdict, kind, seeds_to_resolve)
+        c = Claim(key, paper_says, we_find, agrees, verdict, kind, seeds_to_resolve, effect)
         self.claims.append(c)
         return c
 

@@ -15,7 +15,11 @@ from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, NotebookSpec
-from .recorder import ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, protocol_line, verdict_text
+from .recorder import (ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, in_paper_units, protocol_line,
+                       verdict_text)
+
+#: the figure of every empirical claim's paired difference (:func:`write_claims_figure`), beside summary.md
+CLAIMS_FIGURE = "claims.png"
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
@@ -85,11 +89,41 @@ def _metrics(metrics: list[dict]) -> str:
             f"<th>note</th></tr>{''.join(rows)}</table>")
 
 
+def _notebook_names(profile_dir: Path) -> list[str]:
+    """The notebooks with results in ``profile_dir`` (a failed run's folder ends in ``.failed``)."""
+    return sorted(p.name for p in profile_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".failed")) if profile_dir.exists() else []
+
+
+def write_claims_figure(profile_dir: Path) -> Path | None:
+    """``claims.png`` in ``profile_dir``: every claim judged on a paired difference (``Claim.effect``), in
+    the paper's units and coloured by verdict (``plots.claims_forest``), labelled with its notebook's number.
+    Removed, and None returned, when no claim has one (results written before claims kept their numbers), so
+    no stale figure outlives its results."""
+    import matplotlib.pyplot as plt
+
+    from .plots import claims_forest
+
+    rows = []
+    for name in _notebook_names(profile_dir):
+        for c in read_json(profile_dir / name / "metrics.json").get("claims", []):
+            units = in_paper_units(c["effect"]) if c.get("effect") else None
+            if units is not None:
+                rows.append((name[:2], c["key"], claim_verdict(c), units))
+    path = profile_dir / CLAIMS_FIGURE
+    if not rows:
+        path.unlink(missing_ok=True)
+        return None
+    fig = claims_forest(rows)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> str:
     """The report's HTML for the results in ``profile_dir``."""
     profile = profile_dir.name
-    names = sorted(p.name for p in profile_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and not p.name.endswith(".failed")) if profile_dir.exists() else []
+    names = _notebook_names(profile_dir)
     claims = []
     status_rows, sections = [], []
     for name in names:
@@ -129,6 +163,7 @@ difference excludes 0 on the paper's side, <b>disagrees</b> when it excludes 0 o
 prints none), and is <b>unresolved</b> otherwise (with the number of seeds the measured spread says would
 decide it).</p>
 {_tally_html(tally(claims))}
+{_claims_figure_html(profile_dir)}
 <table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>
 {''.join(status_rows)}</table>
 {''.join(sections)}
@@ -136,7 +171,18 @@ decide it).</p>
 """
 
 
+def _claims_figure_html(profile_dir: Path) -> str:
+    if not (profile_dir / CLAIMS_FIGURE).exists():
+        return ""
+    return (f"<figure><a href='{CLAIMS_FIGURE}'><img src='{CLAIMS_FIGURE}' alt='every empirical claim' "
+            "style='max-width:100%' loading='eager'></a><figcaption>Each empirical claim's paired difference "
+            "with its 95% interval, divided by the paper's effect size and signed so that right is the paper's "
+            "direction; shaded: within &plusmn;1, no effect of the paper's size.</figcaption></figure>")
+
+
 def write_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEBOOKS) -> Path:
+    """``report.html`` in ``profile_dir``, with the claims figure (:func:`write_claims_figure`) rebuilt first."""
+    write_claims_figure(profile_dir)
     path = profile_dir / "report.html"
     atomic_write_text(path, build_report(profile_dir, registry))
     return path

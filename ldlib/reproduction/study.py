@@ -234,7 +234,7 @@ def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tup
     finding = (f"{na} {fmt(va)} vs {nb} {fmt(scale)}; {na} - {nb} = {fmt(diff)} {fmt_ci(ci)} "
                f"({seeds} seed{'s' if seeds > 1 else ''}; paired; margin ±{delta:.0%} of {nb})")
     rec.claim(key, paper_says, finding, verdict=judged.verdict, kind=EMPIRICAL,
-              seeds_to_resolve=judged.seeds_to_resolve)
+              seeds_to_resolve=judged.seeds_to_resolve, effect=judged.effect)
     return f"{metric.upper()}: {na} - {nb} = {fmt(diff)} {fmt_ci(ci)}, {judged.verdict}"
 
 
