@@ -2,13 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from ldlib.data import data_spec
 from ldlib.evaluation import Evaluator, metrics, reference_sets
 from ldlib.reproduction import table1
-from ldlib.reproduction.recorder import VERDICTS, Recorder
+from ldlib.reproduction.recorder import VERDICTS, Recorder, fmt
 from ldlib.reproduction.study import Budget, at_sample_count
 from ldlib.reproduction.table1 import evaluate_rows, rows, train_rows
 
@@ -119,6 +120,12 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     assert text.count("\n") == 6 and "*layered512*" in text  # header, rule, five rows; paper rows labelled
     points = table1.curve_points(table, "fid")
     assert list(points["layered64"]) == [8, 24] and len(points["layered64"][24]) == 2
+    # the curve's numbers: every model at every budget, the seeds' mean at the curve's count and their range
+    shown = table1.record_curve(sub, table, "none")
+    point = {m.key: m for m in sub.metrics}["FID layered64 (shifts: none) at 24 images, 4 samples"]
+    assert point.value == pytest.approx(np.mean(points["layered64"][24])) and point.ci[0] < point.value < point.ci[1]
+    assert f"seeds {min(points['layered64'][24]):.4g}-{max(points['layered64'][24]):.4g}" in point.note
+    assert shown.count("\n") == 6 and "FID at 8 images" in shown and f"| {fmt(point.value)} |" in shown
 
 
 def test_schedule_rules_shift_single_and_layered_rows_alike():

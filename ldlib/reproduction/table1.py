@@ -60,6 +60,11 @@ def rows(preset: str) -> list[Row]:
 # ----------------------------------------------------------------------------------------- training
 
 
+def rule_tag(rule: str) -> str:
+    """What a metric's or claim's key carries for ``rule``: nothing for the paper's, " (shifts: none)" else."""
+    return "" if rule == "paper" else f" (shifts: {rule})"
+
+
 def diffusion_for(model: UNetConfig, base: int, rule: str) -> DiffusionConfig:
     """A row's schedules under ``rule`` (:data:`RULES`): ``"paper"`` shifts every resolution by the paper's value
     for its ratio to ``base`` (a single 64 px model gets log 1/32, like the layered model's 64 px layer; section
@@ -183,16 +188,21 @@ def record_speeds(rec: Recorder, tables: Mapping[str, list[Row]], batch_size: in
             left_out = [s and not all(shared) for s in shared]
             kept = [r.images_per_s for r, out in zip(runs, left_out) if not out]
             per_seed = ", ".join(_speed_text(r, out) for r, out in zip(runs, left_out))
-            rec.metric(f"training images/s {row.name}" + ("" if rule == "paper" else f" (shifts: {rule})"),
+            rec.metric(f"training images/s {row.name}{rule_tag(rule)}",
                        float(np.median(kept)),
                        note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}; per seed: {per_seed}")
 
 
+def _seeds_range(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
+    """"seeds 82.3-86.9": the lowest and highest seed's value ('' for one seed)."""
+    values = [metric_value(e, metric)[0] * scale for e in evaluations]
+    return f"seeds {min(values):.4g}-{max(values):.4g}" if len(values) > 1 else ""
+
+
 def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
     mean, ci = across_seed_value(evaluations, metric)
-    values = [metric_value(e, metric)[0] * scale for e in evaluations]
-    spread = f" (seeds {min(values):.4g}-{max(values):.4g})" if len(values) > 1 else ""
-    return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}{spread}"
+    spread = _seeds_range(evaluations, metric, scale)
+    return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}" + (f" ({spread})" if spread else "")
 
 
 def _speed_text(run: TrainResult, left_out: bool) -> str:
@@ -216,6 +226,32 @@ def table_markdown(table: list[Row]) -> str:
                      f"| {_seeds_cell(evs, 'kid', 1e3)} | {_seeds_cell(evs, 'is')} | {prec:.3f} | {rec_:.3f} "
                      f"| {align} | *{ref_name}* "
                      f"| *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* | *{ref['is'][0]} ± {ref['is'][1]}* |")
+    return "\n".join(lines)
+
+
+def record_curve(rec: Recorder, table: list[Row], rule: str = "paper", metric: str = "fid", label: str = "FID") -> str:
+    """Every row's ``metric`` at every budget of its curve, all at the curve protocol's one sample count (the
+    numbers behind the budget-curve figure): the mean over training seeds with its 95% interval across them,
+    the seeds' range in the note. Returns them as a Markdown table, a column pair per budget; keys carry
+    ``rule`` as :func:`record_table1`'s do."""
+    tag = rule_tag(rule)
+    budgets = sorted({b for row in table for b in row.curve})
+    head = "| model | seeds | " + " | ".join(f"{label} at {b:,} images | 95% CI (seeds' range)" for b in budgets) + " |"
+    lines = [head, "|---|---|" + "---|---|" * len(budgets)]
+    for row in table:
+        cells = []
+        for b in budgets:
+            evs = row.curve.get(b, [])
+            if not evs:
+                cells.append("— | —")
+                continue
+            mean, ci = across_seed_value(evs, metric)
+            n, spread = evs[0].scores.protocol.n_generated, _seeds_range(evs, metric)
+            rec.metric(f"{label} {row.name}{tag} at {b} images, {n} samples", mean, ci=ci,
+                       note="; ".join(filter(None, [f"budget curve; mean of {len(evs)} training seeds", spread])))
+            cells.append(_seeds_cell(evs, metric))
+        seeds = len(next(iter(row.curve.values()), []))
+        lines.append(f"| {row.name} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -259,7 +295,7 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
     budget, the paper's Table 1 claims checked at the largest budget, and a verdict text. ``rule`` names the
     schedule rule the rows were trained with (:data:`RULES`); keys carry it when it is not the paper's."""
     at_paper_scale = preset == "paper"
-    tag = "" if rule == "paper" else f" (shifts: {rule})"
+    tag = rule_tag(rule)
     for row in table:
         ref_name, ref, last = row.paper, paper.TABLE1[row.paper], max(row.evaluations)
         evs = row.evaluations[last]
@@ -298,7 +334,7 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
     """The secondary evaluation: every row at the largest budget (each seed) scored against the held-out concepts
     (prompts and reference from the validation split, concepts never seen in training), and the layered - single
     FID difference there, labelled as generalisation to unseen concepts (the paper makes no claim about it)."""
-    tag, lines = "" if rule == "paper" else f" (shifts: {rule})", []
+    tag, lines = rule_tag(rule), []
     evaluations = {row.name: [heldout(run) for run in row.runs[max(row.runs)]] for row in table}
     for name, evs in evaluations.items():
         record_scores(rec, f"{name}{tag}, held-out concepts", evs, note="secondary: generalisation to unseen concepts")
