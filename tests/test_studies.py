@@ -9,7 +9,7 @@ from ldlib.evaluation import Evaluation, better, metrics
 from ldlib.reproduction import schedule_shifting as shifting
 from ldlib.reproduction import strategic_cropping as cropping
 from ldlib.reproduction.recorder import Recorder
-from ldlib.reproduction.study import Budget, compare, train_layered
+from ldlib.reproduction.study import Budget, compare, record_scores, train_layered
 from ldlib.schedules import PAPER_SHIFTS, simple_diffusion_shift
 from ldlib.training import TrainResult
 
@@ -131,3 +131,14 @@ def test_one_run_per_seed_serves_every_budget_in_any_order(tmp_path, monkeypatch
     assert straight.losses == off.losses
     for k, v in read_weights(straight.checkpoint / "ema.safetensors").items():
         assert torch.equal(v, read_weights(off.checkpoint / "ema.safetensors")[k]), k
+
+
+def test_scores_of_several_seeds_carry_their_mean_interval_and_range():
+    rec = Recorder(None, "t")
+    record_scores(rec, "m", [fake_eval(10, 1, 0.5), fake_eval(14, 1, 0.7), fake_eval(12, 1, 0.6)], note="n")
+    fid = {m.key: m for m in rec.metrics}["FID m"]
+    assert fid.value == pytest.approx(12) and fid.ci[0] < 10 and fid.ci[1] > 14  # t across 3 seeds: wider
+    assert fid.note == "n; mean of 3 training seeds; seeds 10-14"
+    assert {m.key: m for m in rec.metrics}["alignment m"].note.endswith("seeds 0.5-0.7")
+    record_scores(rec, "one", fake_eval(10, 1))
+    assert "seeds" not in {m.key: m for m in rec.metrics}["FID one"].note  # one seed: no range to give

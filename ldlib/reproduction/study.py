@@ -201,20 +201,27 @@ def train_layered(preset: str, levels: int, data: dict, budget: Budget, *, noise
 # ------------------------------------------------------------------------------------------ reporting
 
 
+def seeds_range(evaluations: Sequence[Evaluation], metric: str, scale: float = 1.0) -> str:
+    """"seeds 82.3-86.9": the lowest and highest training seed's ``metric`` ('' for one seed)."""
+    values = [metric_value(e, metric)[0] * scale for e in evaluations]
+    return f"seeds {min(values):.4g}-{max(values):.4g}" if len(values) > 1 else ""
+
+
 def record_scores(rec: Recorder, name: str, arm: Arm, note: str = "", paper_fid: float | None = None,
                   source: str = "", alignment_note: str = "") -> None:
-    """FID, KID, IS-style and alignment of one model (one evaluation, or one per training seed: their mean and
-    its interval across seeds), each with its 95% interval; ``paper_fid`` (printed in ``source``) is the paper's
-    FID for the same model, where comparable."""
+    """FID, KID, IS-style and alignment of one model (one evaluation, or one per training seed: their mean,
+    its interval across seeds and the seeds' range), each with its 95% interval; ``paper_fid`` (printed in
+    ``source``) is the paper's FID for the same model, where comparable."""
     evs = _seeds(arm)
     seeds = f"mean of {len(evs)} training seeds" if len(evs) > 1 else ""
-    rows = [("fid", "FID", dict(paper=paper_fid, source=source, note="; ".join(filter(None, [note, seeds])))),
-            ("kid", "KID", {}), ("is", "IS (EfficientNet-Lite0)", dict(note="not comparable to published Inception Scores"))]
+    rows = [("fid", "FID", [note, seeds], dict(paper=paper_fid, source=source)), ("kid", "KID", [], {}),
+            ("is", "IS (EfficientNet-Lite0)", ["not comparable to published Inception Scores"], {})]
     if all(e.alignment is not None for e in evs):
-        rows.append(("alignment", "alignment", dict(note=alignment_note)))
-    for metric, label, extra in rows:
+        rows.append(("alignment", "alignment", [alignment_note], {}))
+    for metric, label, notes, extra in rows:
         mean, ci = across_seed_value(evs, metric)
-        rec.metric(f"{label} {name}", mean, ci=ci, **extra)
+        rec.metric(f"{label} {name}", mean, ci=ci, note="; ".join(filter(None, [*notes, seeds_range(evs, metric)])),
+                   **extra)
 
 
 def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tuple[str, Arm], metric: str,

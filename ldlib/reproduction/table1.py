@@ -25,7 +25,7 @@ from ..training import SHARED_CPU, TrainResult
 from . import paper_numbers as paper
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
 from .run_cache import trained_model
-from .study import Budget, at_one_count, compare, record_scores
+from .study import Budget, at_one_count, compare, record_scores, seeds_range
 
 
 #: Table 1's schedule rules, each applied to single and layered rows alike (one factor at a time): the paper's
@@ -193,15 +193,9 @@ def record_speeds(rec: Recorder, tables: Mapping[str, list[Row]], batch_size: in
                        note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}; per seed: {per_seed}")
 
 
-def _seeds_range(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
-    """"seeds 82.3-86.9": the lowest and highest seed's value ('' for one seed)."""
-    values = [metric_value(e, metric)[0] * scale for e in evaluations]
-    return f"seeds {min(values):.4g}-{max(values):.4g}" if len(values) > 1 else ""
-
-
 def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
     mean, ci = across_seed_value(evaluations, metric)
-    spread = _seeds_range(evaluations, metric, scale)
+    spread = seeds_range(evaluations, metric, scale)
     return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}" + (f" ({spread})" if spread else "")
 
 
@@ -246,7 +240,7 @@ def record_curve(rec: Recorder, table: list[Row], rule: str = "paper", metric: s
                 cells.append("— | —")
                 continue
             mean, ci = across_seed_value(evs, metric)
-            n, spread = evs[0].scores.protocol.n_generated, _seeds_range(evs, metric)
+            n, spread = evs[0].scores.protocol.n_generated, seeds_range(evs, metric)
             rec.metric(f"{label} {row.name}{tag} at {b} images, {n} samples", mean, ci=ci,
                        note="; ".join(filter(None, [f"budget curve; mean of {len(evs)} training seeds", spread])))
             cells.append(_seeds_cell(evs, metric))
