@@ -159,7 +159,8 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     plan = [a for a in argv if a not in ("--evaluate", "--quiet")] + ["--plan"]
     assert cli.main(plan) == 0  # before: nothing trained, nothing scored, no speed to price the work with
     before = capsys.readouterr().out
-    assert "| paper | single32 | 0 | 0 / 8 | — | ? | 0 / 2 |" in before and "no measured run: layered32, single32" in before
+    assert "| paper | single32 | 0 | 0 / 8 | — | ? | 0 / 2 |" in before and "no run measured yet to price it" in before
+    assert "none stored yet to price them" in before
     assert not list(tmp_path.glob("runs/*"))  # the plan trains nothing
     assert cli.main(argv) == 0
     first = capsys.readouterr().out
@@ -196,3 +197,18 @@ def test_the_plan_prices_a_shared_segment_as_if_alone():
 
     assert alone_speed((30.0, 0.5)) == 60.0  # paused or beside other work half the time
     assert alone_speed((30.0, 0.95)) == 30.0 and alone_speed((30.0, None)) == 30.0  # alone; a GPU records no share
+
+
+def test_the_plan_prices_a_row_never_measured_from_its_flops(tmp_path):
+    from ldlib.reproduction.plan import PlannedRun, plan_markdown, row_speeds
+
+    def planned(row, flops, measured, reached=0):
+        return PlannedRun("paper", row, 32, 0, tmp_path / row, flops, reached, 1000, measured, 0, 0, 0)
+
+    runs = [planned("a", 100, (10.0, 0.99), 1000), planned("b", 200, (4.0, 0.5), 1000), planned("c", 400, None)]
+    speeds, estimated = row_speeds(runs)
+    # images/s x FLOPs per image: a 1000, b 1600 (8 images/s alone); median 1300, so c (400 FLOPs) 3.25
+    assert speeds == pytest.approx({"a": 10.0, "b": 8.0, "c": 3.25}) and estimated == {"c"}
+    text = plan_markdown(runs)
+    assert "| paper | c | 0 | 0 / 1,000 | — | 5 min (est.) |" in text and "estimated from FLOPs per image: c" in text
+    assert row_speeds([planned("c", 400, None)]) == ({}, set())  # nothing measured: nothing to scale

@@ -32,6 +32,7 @@ class PlannedRun:
     resolution: int  # px, the model's top resolution
     seed_index: int
     run_dir: Path
+    flops: int  # forward FLOPs per image (``table1.Row.flops``): prices a row never measured
     reached_images: int
     target_images: int
     #: images/s and CPU share of this run's last training segment (:func:`measured_speed`), None before it trains
@@ -87,7 +88,7 @@ def plan_runs(preset: str, data: dict, budget: Budget, budgets: Sequence[int], s
             for row in table:
                 run_dir = run_dir_for(*row_request(preset, row, budget, rule, k), data)
                 stored, samples_left = _evaluations(run_dir, asked, budget.batch_size)
-                out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir,
+                out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir, row.flops,
                                       reached_step(run_dir) * budget.batch_size, last, measured_speed(run_dir),
                                       stored, len(asked), samples_left))
     return out
@@ -105,59 +106,75 @@ def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tupl
     return stored, samples_left
 
 
-def row_speeds(planned: Sequence[PlannedRun]) -> dict[str, float]:
-    """Each row's median speed alone (:func:`alone_speed`) over its measured runs (the schedule rule and the seed
-    do not change the work)."""
+def row_speeds(planned: Sequence[PlannedRun]) -> tuple[dict[str, float], set[str]]:
+    """Each row's training images/s alone and the rows whose speed is estimated. A measured row: the median speed
+    alone (:func:`alone_speed`) over its measured runs (the schedule rule and the seed do not change the work).
+    A row never measured: the measured rows' median images/s x FLOPs per image, divided by its own FLOPs (the
+    work per image scales with them: on this CPU layered64 / layered32 trained 1.83x slower for 1.74x the
+    FLOPs). Nothing measured: no speeds."""
     by_row: dict[str, list[float]] = {}
+    flops = {p.row: p.flops for p in planned}
     for p in planned:
         if p.measured is not None:
             by_row.setdefault(p.row, []).append(alone_speed(p.measured))
-    return {row: statistics.median(v) for row, v in by_row.items()}
+    speeds = {row: statistics.median(v) for row, v in by_row.items()}
+    if not speeds:
+        return {}, set()
+    per_flop = statistics.median(speed * flops[row] for row, speed in speeds.items())
+    estimated = {row for row in flops if row not in speeds}
+    return {**speeds, **{row: per_flop / flops[row] for row in estimated}}, estimated
 
 
-def evaluation_seconds_per_image(planned: Sequence[PlannedRun]) -> dict[int, float]:
-    """Per resolution, the median wall seconds per generated image (sampling, features and scores) of the
-    evaluations stored in the planned runs' folders."""
-    per_res: dict[int, list[float]] = {}
+def evaluation_seconds_per_image(planned: Sequence[PlannedRun]) -> tuple[dict[str, float], set[str]]:
+    """Per row, the median wall seconds per generated image (sampling, features and scores) of the evaluations
+    stored in its runs' folders, and the rows whose seconds are estimated: a row with none is priced like
+    :func:`row_speeds` prices training, from the others' seconds per image and FLOPs (sampling dominates; the
+    Inception features, a fixed cost per image, are ~7% of it at 32 px)."""
+    by_row: dict[str, list[float]] = {}
+    flops = {p.row: p.flops for p in planned}
     for p in planned:
         for scores in p.run_dir.glob("eval-*/scores.json"):
             d = json.loads(scores.read_text())
             n = d.get("protocol", {}).get("n_generated")
             if n and d.get("seconds"):
-                per_res.setdefault(p.resolution, []).append(sum(d["seconds"].values()) / n)
-    return {res: statistics.median(v) for res, v in per_res.items()}
+                by_row.setdefault(p.row, []).append(sum(d["seconds"].values()) / n)
+    measured = {row: statistics.median(v) for row, v in by_row.items()}
+    if not measured:
+        return {}, set()
+    per_flop = statistics.median(s / flops[row] for row, s in measured.items())
+    estimated = {row for row in flops if row not in measured}
+    return {**measured, **{row: per_flop * flops[row] for row in estimated}}, estimated
 
 
 def plan_markdown(planned: Sequence[PlannedRun]) -> str:
     """The plan as a table, one line per run, then the training and evaluation time left at the speeds measured
-    in this cache (a row none of whose runs was measured is left out of the sum, and said so)."""
-    speeds, per_image = row_speeds(planned), evaluation_seconds_per_image(planned)
+    in this cache; a row never measured is priced from its FLOPs (:func:`row_speeds`) and said so, and with
+    nothing measured yet the time is not given."""
+    (speeds, estimated), (per_image, eval_estimated) = row_speeds(planned), evaluation_seconds_per_image(planned)
     lines = ["| rule | row | seed | images seen / to see | images/s measured | training left | evaluations stored / "
              "needed |", "|---|---|---:|---:|---:|---:|---:|"]
     train_s = eval_s = 0.0
-    unmeasured, unpriced = set(), set()
     for p in planned:
         left, speed = p.images_left, speeds.get(p.row)
-        if left and speed is None:
-            unmeasured.add(p.row)
-        time_left = "0" if not left else duration(left / speed) if speed else "?"
+        time_left = "0" if not left else "?" if not speed else duration(left / speed) + (
+            " (est.)" if p.row in estimated else "")
         train_s += left / speed if left and speed else 0.0
-        if p.samples_left and p.resolution not in per_image:
-            unpriced.add(p.resolution)
-        eval_s += p.samples_left * per_image.get(p.resolution, 0.0)
+        eval_s += p.samples_left * per_image.get(p.row, 0.0)
         own = "—" if p.measured is None else f"{p.measured[0]:.1f}" + (
             f" (CPU share {p.measured[1]:.2f})" if p.measured[1] is not None else "")
         lines.append(f"| {p.rule} | {p.row} | {p.seed_index} | {p.reached_images:,} / {p.target_images:,} | {own} | "
                      f"{time_left} | {p.evaluations_stored} / {p.evaluations_needed} |")
-    skipped = f" (not counted, no measured run: {', '.join(sorted(unmeasured))})" if unmeasured else ""
-    lines += ["", f"Training left: {sum(p.images_left for p in planned):,} images, about {duration(train_s)} at each "
-                  f"row's median speed alone (measured / CPU share){skipped}."]
+    images_left = sum(p.images_left for p in planned)
+    how = (f"about {duration(train_s)} at each row's median speed alone (measured / CPU share"
+           + (f"; estimated from FLOPs per image: {', '.join(sorted(estimated))}" if estimated else "") + ")"
+           if speeds else "no run measured yet to price it")
+    lines += ["", f"Training left: {images_left:,} images, {how}."]
     if any(p.evaluations_needed for p in planned):
         n_eval = sum(p.evaluations_needed - p.evaluations_stored for p in planned)
-        rates = ", ".join(f"{s:.2f} s/image at {r} px" for r, s in sorted(per_image.items())) or "none measured"
-        unpriced_text = (f"; not counted: {', '.join(f'{r} px' for r in sorted(unpriced))}, no stored evaluation"
-                         if unpriced else "")
+        rows_ = dict.fromkeys(p.row for p in planned)
+        rates = ", ".join(f"{r} {per_image[r]:.2f}" + (" (est. from FLOPs)" if r in eval_estimated else "")
+                          for r in rows_ if r in per_image)
         lines.append(f"Evaluations left: {n_eval} ({sum(p.samples_left for p in planned):,} images to generate), "
-                     f"about {duration(eval_s)} ({rates}{unpriced_text}).")
+                     + (f"about {duration(eval_s)} (s/image: {rates})." if per_image else "none stored yet to price them."))
     lines.append("Speeds are those measured in this cache, scaled to a CPU of its own; on another machine they differ.")
     return "\n".join(lines)
