@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -142,3 +143,48 @@ def test_scores_of_several_seeds_carry_their_mean_interval_and_range():
     assert {m.key: m for m in rec.metrics}["alignment m"].note.endswith("seeds 0.5-0.7")
     record_scores(rec, "one", fake_eval(10, 1))
     assert "seeds" not in {m.key: m for m in rec.metrics}["FID one"].note  # one seed: no range to give
+
+
+def test_sinc_noise_leaves_a_noise_free_part_in_the_lower_layers():
+    from ldlib.schedules import LayeredSchedule
+
+    g = torch.Generator().manual_seed(0)
+    photo = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    sch = LayeredSchedule.paper([8, 16, 32])
+    draws = [shifting.noise_free_part(photo, torch.randn(photo.shape, generator=g, dtype=torch.float64), 0.6, sch)
+             for _ in range(2)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*draws))  # no noise in it: any eps0 gives the same
+    flat = torch.full((1, 3, 32, 32), 0.5, dtype=torch.float64)
+    eps0 = torch.randn(flat.shape, generator=g, dtype=torch.float64)
+    # on a flat image c_i = (alpha_i - T sigma_i alpha_top / sigma_top) D(x0, i): zero under simple diffusion's
+    # shift (SNR_i = T^2 SNR_top), (1 - T) alpha D(x0, i) unshifted
+    simple = shifting.noise_free_part(flat, eps0, 0.6, LayeredSchedule.simple_diffusion([8, 16, 32]))
+    assert all(c.abs().max() < 1e-6 for c in simple)
+    none = shifting.noise_free_part(flat, eps0, 0.6, LayeredSchedule.unshifted([8, 16, 32]))
+    alpha = float(LayeredSchedule.unshifted([8, 16, 32]).alpha_sigma(torch.tensor(0.6))[0][0])
+    assert [float(c.mean()) for c in none] == pytest.approx([(1 - 4) * alpha * 0.5, (1 - 2) * alpha * 0.5], rel=1e-5)
+    ratios = shifting.noise_free_ratio(photo, LayeredSchedule.unshifted([8, 16, 32]), [0.3, 0.6], generator=g)
+    assert list(ratios) == [8, 16] and all(r.shape == (2,) and (r > 0).all() for r in ratios.values())
+
+
+def test_noise_reliance_probes_a_model_with_its_lower_noise_as_trained_and_independent(tmp_path):
+    from ldlib.config import DiffusionConfig, TrainConfig, model_config
+    from ldlib.data import shapes_dataset
+    from ldlib.data.images import to_float
+    from ldlib.data.text import HashTextEncoder, encode_unique
+    from ldlib.training.train import train
+
+    mcfg = model_config("smoke", 2)
+    data = shapes_dataset(8, mcfg.resolutions[-1])
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    run = train(mcfg, DiffusionConfig.paper(mcfg.resolutions), TrainConfig(steps=2, batch_size=4, text_encoder="hash"),
+                data, text, index, tmp_path / "run", progress=False)
+    out = shifting.noise_reliance(run.checkpoint, to_float(data.images).float(), text[index], ts=(0.3, 0.8))
+    assert out.shape == (2, 2) and np.isfinite(out).all() and (out > 0).all()
+    assert not np.allclose(out[:, 0], out[:, 1])  # only the lower layer's noise differs, and the output sees it
+    rec = Recorder(None, "t")
+    text_out = shifting.record_reliance(rec, {0.0: [np.array([[1.0, 4.0], [1.0, 2.0]]), np.array([[1.0, 2.0], [1.0, 2.0]])]}, 2)
+    m = rec.metrics[0]
+    assert shifting.reliance_ratios([np.array([[1.0, 4.0], [1.0, 2.0]])]) == [3.0]
+    assert m.value == pytest.approx(2.5) and m.ci[0] < 2 and m.ci[1] > 3 and "seeds 2-3" in m.note
+    assert "none 2.50x" in text_out

@@ -158,6 +158,37 @@ def survival_curves(t: np.ndarray, curves: Mapping[str, Mapping[int, np.ndarray]
     return fig
 
 
+def noise_free_curves(t: np.ndarray, ratios: Mapping[str, Mapping[int, np.ndarray]]):
+    """The noise-free part of each lower layer's input against t (``schedule_shifting.noise_free_ratio``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for (name, per_res), ls in zip(ratios.items(), ["-", "--", ":", "-."]):
+        for i, (res, r) in enumerate(per_res.items()):
+            ax.plot(t, r, ls, color=f"C{i}", label=f"{name}: {res}px")
+    ax.set_xlabel("t (0 = data, 1 = noise)")
+    ax.set_ylabel("||z_i - (σ_i/σ_top) S(z_top, i)|| / ||D(x0, i)||")
+    ax.set_title("The noise-free part of each lower layer's input (sinc noise)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def noise_reliance_curves(t: Sequence[float], reliance: Mapping[str, Sequence[np.ndarray]]):
+    """The top layer's x-prediction MSE against t as trained (solid) and with the lower layers' noise drawn
+    independently (dashed), mean over training seeds, one colour per model (``schedule_shifting.noise_reliance``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for i, (name, runs) in enumerate(reliance.items()):
+        mean = np.mean(np.stack(runs), axis=0)
+        ax.plot(t, mean[:, 0], "-o", ms=3, color=f"C{i}", label=f"{name}: as trained")
+        ax.plot(t, mean[:, 1], "--s", ms=3, color=f"C{i}", label=f"{name}: lower noise independent")
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel("top layer x-prediction MSE")
+    ax.set_title("Does the model read the lower layers' noise back out of the top layer's?")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def loss_curves(level_losses: Sequence[Sequence[float]], resolutions: Sequence[int], smooth: int = 20):
     """Per-resolution training loss terms before their resolution weights w_i (moving average over ``smooth``
     steps): the x-prediction MSE, times w_t when the run used ``time_weighting="min_snr"``."""

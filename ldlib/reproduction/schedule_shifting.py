@@ -1,6 +1,7 @@
 """Notebook 02, schedule shifting (section 2.3, Figs. A.3-A.5): how much of an image's coarse structure
-survives in each layer's noisy input at a shared t under each schedule, and the sweeps of the top layer's
-shift for the 2- and 3-resolution models (Fig. A.5), turned into recorded metrics, claims and verdicts.
+survives in each layer's noisy input at a shared t under each schedule, the noise-free part that the shared
+sinc noise leaves in the lower layers' inputs, and the sweeps of the top layer's shift for the 2- and
+3-resolution models (Fig. A.5), turned into recorded metrics, claims and verdicts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from ..evaluation import Evaluation, across_seed_value
 from ..forward import diffuse
-from ..noise import sinc_downsample
+from ..noise import noise_pyramid, sinc_downsample
 from ..pyramid import downsample
 from ..schedules import PAPER_SHIFTS, LayeredSchedule, cosine_t_at_logsnr, simple_diffusion_shift
 from ..training import TrainResult
@@ -203,3 +204,122 @@ def record_sweeps(rec: Recorder, sweep2, sweep3) -> str:
     """Fig. A.5: the 2-resolution sweep, then the 3-resolution sweep at the best 2-resolution value."""
     lines = [_sweep_claim(rec, 2, sweep2, 2), _sweep_claim(rec, 3, sweep3, 4)]
     return "; ".join(lines)
+
+
+# ------------------------------------------------------------------------------ the noise-free part
+
+#: t values at which :func:`noise_reliance` probes a trained model (mid to high noise, where sampling commits)
+PROBE_TS = (0.2, 0.4, 0.6, 0.8, 0.9)
+
+
+def noise_free_part(x0: torch.Tensor, eps0: torch.Tensor, t: float, schedule: LayeredSchedule) -> list[torch.Tensor]:
+    """c_i = z_i - (sigma_i / sigma_top) S(z_top, i) for every lower layer i of eq. (3) with sinc noise.
+
+    S(eps0, i) is a fixed linear map of the top noise (eq. 1), so S(z_top, i) = alpha_top S(x0, i) + sigma_top
+    S(eps0, i) carries the very noise z_i carries, scaled: c_i = alpha_i D(x0, i) - (sigma_i alpha_top /
+    sigma_top) S(x0, i) has no noise at all, whatever eps0 and t. A network that sees every layer can compute it
+    (S is a convolution), so it reads a noise-free multiple of the low-resolution image at any t < 1. S keeps
+    unit variance, a gain of T = res_top / res_i on a flat image, so there c_i = (alpha_i - T sigma_i alpha_top /
+    sigma_top) D(x0, i), zero exactly at SNR_i = T^2 SNR_top (simple diffusion's shift); on real images what
+    remains there is the difference between the bilinear pyramid D and the sinc filter on the image's detail."""
+    z, _, _ = diffuse(x0, eps0, t, schedule, "sinc")
+    low = noise_pyramid(z[-1], schedule.resolutions, "sinc")
+    sigmas = [sigma for _, sigma in schedule.alpha_sigma(torch.tensor(float(t)))]
+    return [z[i] - (sigmas[i] / sigmas[-1]) * low[i] for i in range(len(z) - 1)]
+
+
+def noise_free_ratio(x0: torch.Tensor, schedule: LayeredSchedule, ts: Sequence[float],
+                     generator: torch.Generator | None = None) -> dict[int, np.ndarray]:
+    """Per lower resolution, the noise-free part's size relative to the clean layer, ||c_i|| / ||D(x0, i)||
+    (:func:`noise_free_part`; root mean square over ``x0``), at each t in ``ts`` (0 < t < 1)."""
+    eps0 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    targets = [downsample(x0, r) for r in schedule.resolutions[:-1]]
+    out = {r: np.zeros(len(ts)) for r in schedule.resolutions[:-1]}
+    for k, t in enumerate(ts):
+        for r, c, d in zip(out, noise_free_part(x0, eps0, t, schedule), targets):
+            out[r][k] = float(c.norm() / d.norm())
+    return out
+
+
+def probe_batch(spec: dict, resolution: int, text_encoder: str, n: int = 128, seed: int = 0):
+    """``n`` training images at ``resolution`` (floats in [-1, 1]) and their encoded captions, drawn with
+    ``seed``: the inputs :func:`noise_reliance` probes a model with (the distribution it was trained on)."""
+    from ..data.datasets import from_spec
+    from ..data.images import to_float
+    from ..data.text import make_encoder
+
+    data = from_spec(spec, resolution)
+    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
+    return to_float(data.images[idx]).float(), make_encoder(text_encoder).encode([data.captions[i] for i in idx.tolist()])
+
+
+@torch.no_grad()
+def noise_reliance(checkpoint, x0: torch.Tensor, text, ts: Sequence[float] = PROBE_TS, seed: int = 0) -> np.ndarray:
+    """How much a trained layered model relies on the lower layers' noise being S(eps0, i) of the top layer's:
+    per t, the top layer's x-prediction MSE with the inputs of eq. (3) as trained (column 0), and with the lower
+    layers' noise drawn from another eps0 (column 1: same images, t, alpha and sigma; only the noise-free part
+    :func:`noise_free_part` is destroyed). A model that needs no more than each layer's noisy input gains or
+    loses little; one that reads the noise-free part loses much. The network runs in float32 on its device."""
+    from ..training.checkpoint import load_model
+
+    model, configs = load_model(checkpoint)
+    model, dev = model.float(), next(model.parameters()).device
+    schedule = configs["diffusion"].schedule
+    g = torch.Generator().manual_seed(seed)
+    text, keep = text.to(dev, torch.float32), torch.ones(len(x0), dtype=torch.bool, device=dev)
+    out = np.zeros((len(ts), 2))
+    for k, t in enumerate(ts):
+        eps0, other = torch.randn(x0.shape, generator=g), torch.randn(x0.shape, generator=g)
+        z, targets, _ = diffuse(x0, eps0, t, schedule, "sinc")
+        alien = noise_pyramid(other, schedule.resolutions, "sinc")
+        levels = schedule.alpha_sigma(torch.tensor(float(t)))
+        swapped = [a * d + s * e for (a, s), d, e in zip(levels[:-1], targets, alien)] + [z[-1]]
+        tt = torch.full((len(x0),), float(t), device=dev)
+        for j, inputs in enumerate((z, swapped)):
+            pred = model([v.to(dev) for v in inputs], tt, text.tokens, text.mask, text.pooled, keep)
+            out[k, j] = float(((pred[-1].float().cpu() - targets[-1]) ** 2).mean())
+    return out
+
+
+def record_noise_free(rec: Recorder, ts: Sequence[float], ratios: Mapping[str, Mapping[int, np.ndarray]]) -> str:
+    """The noise-free part of each lower layer's input (:func:`noise_free_ratio`) per schedule at the t of
+    ``ts`` nearest 0.5, recorded, and which schedule leaves the least of it."""
+    k = int(np.argmin(np.abs(np.asarray(ts) - 0.5)))
+    for name, per_res in ratios.items():
+        for res, r in per_res.items():
+            rec.metric(f"noise-free part of the {res}px input at t = {ts[k]:.2f}, {name} schedule", r[k],
+                       note="||z_i - (sigma_i / sigma_top) S(z_top, i)|| / ||D(x0, i)||; exact (no noise in it)")
+    least = min(ratios, key=lambda n: max(r[k] for r in ratios[n].values()))
+    sizes = "; ".join(f"{n} " + ", ".join(f"{res}px {r[k]:.3f}" for res, r in per_res.items())
+                      for n, per_res in ratios.items())
+    return (f"With sinc noise a lower layer's noise is a fixed linear map of the top layer's, so z_i - (sigma_i / "
+            f"sigma_top) S(z_top, i) holds the image with no noise at all. Its size relative to the clean layer at "
+            f"t = {ts[k]:.2f}: {sizes}; the least under the {least} schedule.")
+
+
+def reliance_ratios(reliance: Sequence[np.ndarray]) -> list[float]:
+    """Per training seed, the top layer's MSE with independent lower noise over its MSE as trained (both summed
+    over the probed t): how much the model leans on the noise-free part (:func:`noise_reliance`)."""
+    return [float(r[:, 1].sum() / r[:, 0].sum()) for r in reliance]
+
+
+def record_reliance(rec: Recorder, reliance: Mapping[float, Sequence[np.ndarray]], levels: int) -> str:
+    """Per top-layer shift of a sweep, :func:`reliance_ratios` across its training seeds: mean, 95% t-interval
+    and range, recorded; the text names each."""
+    from scipy import stats
+
+    found = []
+    for shift, runs in reliance.items():
+        ratios = reliance_ratios(runs)
+        mean = float(np.mean(ratios))
+        ci = None
+        if len(ratios) > 1:
+            half = stats.t.ppf(0.975, len(ratios) - 1) * float(np.std(ratios, ddof=1)) / math.sqrt(len(ratios))
+            ci = (mean - half, mean + half)
+        rng = f"; seeds {min(ratios):.3g}-{max(ratios):.3g}" if len(ratios) > 1 else ""
+        rec.metric(f"top-layer error, lower noise independent / as trained, {levels}-resolution model, top shift "
+                   f"{shift_label(shift)}", mean, ci=ci, note=f"MSE summed over t in {list(PROBE_TS)}; "
+                   f"{len(ratios)} training seed{'s' if len(ratios) > 1 else ''}{rng}")
+        found.append(f"{shift_label(shift)} {mean:.2f}x")
+    return (f"{levels}-resolution models: the top layer's x-prediction error grows " + ", ".join(found)
+            + " when the lower layers' noise is drawn independently of the top layer's (same images, t and schedule)")
