@@ -18,3 +18,20 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def smoke_run(tmp_path):
+    """A 2-resolution ``smoke`` model trained two steps on 8 shapes with hash-encoded captions: ``(run, data,
+    text, index)`` (the run, its images, the caption cache and each image's row in it)."""
+    from ldlib.config import DiffusionConfig, TrainConfig, model_config
+    from ldlib.data import shapes_dataset
+    from ldlib.data.text import HashTextEncoder, encode_unique
+    from ldlib.training.train import train
+
+    mcfg = model_config("smoke", 2)
+    data = shapes_dataset(8, mcfg.resolutions[-1])
+    text, index = encode_unique(HashTextEncoder(), data.captions)
+    run = train(mcfg, DiffusionConfig.paper(mcfg.resolutions), TrainConfig(steps=2, batch_size=4, text_encoder="hash"),
+                data, text, index, tmp_path / "run", progress=False)
+    return run, data, text, index

@@ -54,19 +54,10 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_explorer_runs_headless(tmp_path):
+def test_explorer_runs_headless(tmp_path, smoke_run):
     import papermill as pm
 
-    from ldlib.config import DiffusionConfig, TrainConfig, model_config
-    from ldlib.data import shapes_dataset
-    from ldlib.data.text import HashTextEncoder, encode_unique
-    from ldlib.training.train import train
-
-    mcfg = model_config("smoke", 2)
-    data = shapes_dataset(8, mcfg.resolutions[-1])
-    text, index = encode_unique(HashTextEncoder(), data.captions)
-    run = train(mcfg, DiffusionConfig.paper(mcfg.resolutions), TrainConfig(steps=2, batch_size=4, text_encoder="hash"),
-                data, text, index, tmp_path / "run", progress=False)
+    run = smoke_run[0]
     out = tmp_path / "explore.ipynb"
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "00_explore.ipynb"
     pm.execute_notebook(str(notebook), str(out), parameters={"interactive": False,

@@ -167,18 +167,10 @@ def test_sinc_noise_leaves_a_noise_free_part_in_the_lower_layers():
     assert list(ratios) == [8, 16] and all(r.shape == (2,) and (r > 0).all() for r in ratios.values())
 
 
-def test_noise_reliance_probes_a_model_with_its_lower_noise_as_trained_and_independent(tmp_path):
-    from ldlib.config import DiffusionConfig, TrainConfig, model_config
-    from ldlib.data import shapes_dataset
+def test_noise_reliance_probes_a_model_with_its_lower_noise_as_trained_and_independent(smoke_run):
     from ldlib.data.images import to_float
-    from ldlib.data.text import HashTextEncoder, encode_unique
-    from ldlib.training.train import train
 
-    mcfg = model_config("smoke", 2)
-    data = shapes_dataset(8, mcfg.resolutions[-1])
-    text, index = encode_unique(HashTextEncoder(), data.captions)
-    run = train(mcfg, DiffusionConfig.paper(mcfg.resolutions), TrainConfig(steps=2, batch_size=4, text_encoder="hash"),
-                data, text, index, tmp_path / "run", progress=False)
+    run, data, text, index = smoke_run
     out = shifting.noise_reliance(run.checkpoint, to_float(data.images).float(), text[index], ts=(0.3, 0.8))
     assert out.shape == (2, 2) and np.isfinite(out).all() and (out > 0).all()
     assert not np.allclose(out[:, 0], out[:, 1])  # only the lower layer's noise differs, and the output sees it
