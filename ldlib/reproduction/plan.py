@@ -117,12 +117,17 @@ def row_speeds(planned: Sequence[PlannedRun]) -> tuple[dict[str, float], set[str
     for p in planned:
         if p.measured is not None:
             by_row.setdefault(p.row, []).append(alone_speed(p.measured))
-    speeds = {row: statistics.median(v) for row, v in by_row.items()}
-    if not speeds:
+    return _fill_by_flops({row: statistics.median(v) for row, v in by_row.items()}, flops, power=-1)
+
+
+def _fill_by_flops(measured: dict[str, float], flops: dict[str, int], power: int) -> tuple[dict[str, float], set[str]]:
+    """``measured`` per row, and every other row of ``flops`` estimated as value ∝ FLOPs**``power`` (the
+    measured rows' median constant), with the names of those estimated; nothing measured: nothing."""
+    if not measured:
         return {}, set()
-    per_flop = statistics.median(speed * flops[row] for row, speed in speeds.items())
-    estimated = {row for row in flops if row not in speeds}
-    return {**speeds, **{row: per_flop / flops[row] for row in estimated}}, estimated
+    k = statistics.median(v / flops[row] ** power for row, v in measured.items())
+    estimated = {row for row in flops if row not in measured}
+    return {**measured, **{row: k * flops[row] ** power for row in estimated}}, estimated
 
 
 def evaluation_seconds_per_image(planned: Sequence[PlannedRun]) -> tuple[dict[str, float], set[str]]:
@@ -138,12 +143,7 @@ def evaluation_seconds_per_image(planned: Sequence[PlannedRun]) -> tuple[dict[st
             n = d.get("protocol", {}).get("n_generated")
             if n and d.get("seconds"):
                 by_row.setdefault(p.row, []).append(sum(d["seconds"].values()) / n)
-    measured = {row: statistics.median(v) for row, v in by_row.items()}
-    if not measured:
-        return {}, set()
-    per_flop = statistics.median(s / flops[row] for row, s in measured.items())
-    estimated = {row for row in flops if row not in measured}
-    return {**measured, **{row: per_flop * flops[row] for row in estimated}}, estimated
+    return _fill_by_flops({row: statistics.median(v) for row, v in by_row.items()}, flops, power=1)
 
 
 def plan_markdown(planned: Sequence[PlannedRun]) -> str:
@@ -171,9 +171,9 @@ def plan_markdown(planned: Sequence[PlannedRun]) -> str:
     lines += ["", f"Training left: {images_left:,} images, {how}."]
     if any(p.evaluations_needed for p in planned):
         n_eval = sum(p.evaluations_needed - p.evaluations_stored for p in planned)
-        rows_ = dict.fromkeys(p.row for p in planned)
+        order = dict.fromkeys(p.row for p in planned)
         rates = ", ".join(f"{r} {per_image[r]:.2f}" + (" (est. from FLOPs)" if r in eval_estimated else "")
-                          for r in rows_ if r in per_image)
+                          for r in order if r in per_image)
         lines.append(f"Evaluations left: {n_eval} ({sum(p.samples_left for p in planned):,} images to generate), "
                      + (f"about {duration(eval_s)} (s/image: {rates})." if per_image else "none stored yet to price them."))
     lines.append("Speeds are those measured in this cache, scaled to a CPU of its own; on another machine they differ.")

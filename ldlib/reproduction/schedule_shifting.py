@@ -231,7 +231,7 @@ def noise_free_part(x0: torch.Tensor, eps0: torch.Tensor, t: float, schedule: La
 def noise_free_ratio(x0: torch.Tensor, schedule: LayeredSchedule, ts: Sequence[float],
                      generator: torch.Generator | None = None) -> dict[int, np.ndarray]:
     """Per lower resolution, the noise-free part's size relative to the clean layer, ||c_i|| / ||D(x0, i)||
-    (:func:`noise_free_part`; root mean square over ``x0``), at each t in ``ts`` (0 < t < 1)."""
+    (:func:`noise_free_part`; the norms over all of ``x0``), at each t in ``ts`` (0 < t < 1)."""
     eps0 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     targets = [downsample(x0, r) for r in schedule.resolutions[:-1]]
     out = {r: np.zeros(len(ts)) for r in schedule.resolutions[:-1]}
@@ -258,8 +258,9 @@ def noise_reliance(checkpoint, x0: torch.Tensor, text, ts: Sequence[float] = PRO
     """How much a trained layered model relies on the lower layers' noise being S(eps0, i) of the top layer's:
     per t, the top layer's x-prediction MSE with the inputs of eq. (3) as trained (column 0), and with the lower
     layers' noise drawn from another eps0 (column 1: same images, t, alpha and sigma; only the noise-free part
-    :func:`noise_free_part` is destroyed). A model that needs no more than each layer's noisy input gains or
-    loses little; one that reads the noise-free part loses much. The network runs in float32 on its device."""
+    :func:`noise_free_part` is destroyed; every layer's input keeps its distribution, only the layers' relation
+    changes). A model that reads the noise-free part fails without it; one that does not should lose little.
+    The network runs in float32 on its device."""
     from ..training.checkpoint import load_model
 
     model, configs = load_model(checkpoint)
