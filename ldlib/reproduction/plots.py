@@ -142,34 +142,32 @@ def noised_grid(z_by_t: Mapping[float, Sequence[torch.Tensor]], resolutions: Seq
     return fig
 
 
-def _per_schedule_lines(ax, t, curves: Mapping[str, Mapping[int, np.ndarray]]) -> None:
-    """One line per schedule (line style) and resolution (colour)."""
+def _per_schedule_figure(t, curves: Mapping[str, Mapping[int, np.ndarray]], ylabel: str, title: str):
+    """A figure of one line per schedule (line style) and resolution (colour) against t; returns (fig, ax)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for (name, per_res), ls in zip(curves.items(), ["-", "--", ":", "-."]):
         for i, (res, c) in enumerate(per_res.items()):
             ax.plot(t, c, ls, color=f"C{i}", label=f"{name}: {res}px")
+    ax.set_xlabel("t (0 = data, 1 = noise)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    return fig, ax
 
 
 def survival_curves(t: np.ndarray, curves: Mapping[str, Mapping[int, np.ndarray]], threshold: float = 0.5):
     """How much coarse structure survives the noise (curves of ``schedule_shifting.structure_survival``)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    _per_schedule_lines(ax, t, curves)
+    fig, ax = _per_schedule_figure(t, curves, "corr(low-pass(z_i), D(x0, base))",
+                                   "Coarse structure left in each layer's noisy input")
     ax.axhline(threshold, color="k", lw=0.6)
-    ax.set_xlabel("t (0 = data, 1 = noise)")
-    ax.set_ylabel("corr(low-pass(z_i), D(x0, base))")
-    ax.set_title("Coarse structure left in each layer's noisy input")
-    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
 
 
 def noise_free_curves(t: np.ndarray, ratios: Mapping[str, Mapping[int, np.ndarray]]):
     """The noise-free part of each lower layer's input against t (``schedule_shifting.noise_free_ratio``)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    _per_schedule_lines(ax, t, ratios)
-    ax.set_xlabel("t (0 = data, 1 = noise)")
-    ax.set_ylabel("||z_i - (σ_i/σ_top) S(z_top, i)|| / ||D(x0, i)||")
-    ax.set_title("The noise-free part of each lower layer's input (sinc noise)")
-    ax.legend(fontsize=7, ncol=2)
+    fig, _ = _per_schedule_figure(t, ratios, "||z_i - (σ_i/σ_top) S(z_top, i)|| / ||D(x0, i)||",
+                                  "The noise-free part of each lower layer's input (sinc noise)")
     fig.tight_layout()
     return fig
 
