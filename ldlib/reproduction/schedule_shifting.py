@@ -223,9 +223,9 @@ def noise_free_part(x0: torch.Tensor, eps0: torch.Tensor, t: float, schedule: La
     sigma_top) D(x0, i), zero exactly at SNR_i = T^2 SNR_top (simple diffusion's shift); on real images what
     remains there is the difference between the bilinear pyramid D and the sinc filter on the image's detail.
     Sampling cannot supply the clean image here: the sampler builds every z_i from its own state
-    (``ldlib.sampler``: z_i = alpha_i D(x_hat, i) + sigma_i S(eps_hat, i)), so there c_i is the same multiple of
-    its previous estimate x_hat (0 at t = 1), and a model that learned to read c_i reads back its own earlier
-    guess."""
+    (``ldlib.sampler``: z_i = alpha_i D(x_hat, i) + sigma_i S(eps_hat, i)), so there c_i is the expression above
+    with its own estimate x_hat (0 at t = 1) in place of x0, and a model that learned to read c_i reads back its
+    own earlier guess."""
     z, _, _ = diffuse(x0, eps0, t, schedule, "sinc")
     low = noise_pyramid(z[-1], schedule.resolutions, "sinc")
     sigmas = [sigma for _, sigma in schedule.alpha_sigma(torch.tensor(float(t)))]
