@@ -75,7 +75,11 @@ def test_claims_figure_draws_each_judged_claim_and_goes_with_them(tmp_path):
     assert "05 · claim 1" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
     page = write_report(profile).read_text()
     assert (profile / "claims.png").stat().st_size > 5_000 and "<img src='claims.png'" in page
-    assert "![every empirical claim](claims.png)" in write_summary(profile).read_text()
+    summary = write_summary(profile).read_text()
+    assert "![every empirical claim](claims.png)" in summary
+    # the same tally as the report's: one claim each agrees / unresolved, one analytic check
+    assert "- Empirical claims (trained models), 2: 1 agrees, 0 disagrees, 0 no effect, 1 unresolved" in summary
+    assert "- Analytic checks (true by construction or exact computation), 1: 1 agrees, 0 disagrees" in summary
     metrics_json = rec.output_dir / "metrics.json"
     saved = json.loads(metrics_json.read_text())
     metrics_json.write_text(json.dumps({**saved, "claims": [{**c, "effect": None} for c in saved["claims"]]}))

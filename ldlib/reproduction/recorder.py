@@ -61,6 +61,12 @@ VERDICTS = (AGREES, DISAGREES, NO_EFFECT, UNRESOLVED)
 ANALYTIC, EMPIRICAL = "analytic", "empirical"
 #: delta where the paper prints no number for an effect: 10% of the compared value.
 DEFAULT_DELTA = 0.10
+#: How a claim's verdict is read, for the reader of summary.md and report.html alike.
+VERDICT_LEGEND = ("An empirical claim agrees when the 95% interval of our paired difference excludes 0 on the "
+                  "paper's side, disagrees when it excludes 0 on the other side, shows no effect when it lies "
+                  "within ±δ of 0 (δ the paper's own relative effect, 10% where it prints none), and is unresolved "
+                  "otherwise (with the number of seeds the measured spread says would decide it). Analytic checks "
+                  "(true by construction or exact computation) are counted apart.")
 
 
 def verdict_of(agrees: bool | None) -> str:

@@ -15,8 +15,8 @@ from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, NotebookSpec
-from .recorder import (ANALYTIC, EMPIRICAL, VERDICTS, claim_verdict, fmt, fmt_ci, in_paper_units, protocol_line,
-                       verdict_text)
+from .recorder import (ANALYTIC, EMPIRICAL, VERDICT_LEGEND, VERDICTS, claim_verdict, fmt, fmt_ci, in_paper_units,
+                       protocol_line, verdict_text)
 
 #: the figure of every empirical claim's paired difference (:func:`write_claims_figure`), beside summary.md
 CLAIMS_FIGURE = "claims.png"
@@ -68,13 +68,22 @@ def tally(claims: list[dict]) -> dict[str, dict[str, int]]:
     return out
 
 
+_TALLY_LABELS = ((EMPIRICAL, "Empirical claims (trained models)"),
+                 (ANALYTIC, "Analytic checks (true by construction or exact computation)"))
+
+
 def _tally_html(counts: dict[str, dict[str, int]]) -> str:
     lines = []
-    for kind, label in ((EMPIRICAL, "Empirical claims (trained models)"),
-                        (ANALYTIC, "Analytic checks (true by construction or exact computation)")):
+    for kind, label in _TALLY_LABELS:
         spans = "".join(f"<span class='{_css(v)}'>{n} {v}</span>" for v, n in counts[kind].items())
         lines.append(f"<p class=tally>{label}, {sum(counts[kind].values())}: {spans}</p>")
     return "".join(lines)
+
+
+def tally_markdown(counts: dict[str, dict[str, int]]) -> list[str]:
+    """The tally of :func:`tally` as Markdown lines, one per kind of claim, for ``summary.md``."""
+    return [f"- {label}, {sum(counts[kind].values())}: " + ", ".join(f"{n} {v}" for v, n in counts[kind].items())
+            for kind, label in _TALLY_LABELS]
 
 
 def _metrics(metrics: list[dict]) -> str:
@@ -157,11 +166,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
 {f'<p class=warn><b>Indicative results</b> ({html.escape(INDICATIVE[profile])}).</p>' if profile in INDICATIVE else ''}
 <p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
 (arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
-the column <i>paper (reference)</i>. An empirical claim <b>agrees</b> when the 95% interval of our paired
-difference excludes 0 on the paper's side, <b>disagrees</b> when it excludes 0 on the other side, shows
-<b>no effect</b> when it lies within &plusmn;&delta; of 0 (&delta; the paper's own relative effect, 10% where it
-prints none), and is <b>unresolved</b> otherwise (with the number of seeds the measured spread says would
-decide it).</p>
+the column <i>paper (reference)</i>. {html.escape(VERDICT_LEGEND)}</p>
 {_tally_html(tally(claims))}
 {_claims_figure_html(profile_dir)}
 <table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>

@@ -34,8 +34,8 @@ from typing import Callable, Mapping, Sequence
 from ..runtime import progress as live
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
-from .recorder import claims_table, metrics_table
-from .report import CLAIMS_FIGURE, write_claims_figure, write_report
+from .recorder import VERDICT_LEGEND, claims_table, metrics_table
+from .report import CLAIMS_FIGURE, tally, tally_markdown, write_claims_figure, write_report
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ldlib", "torch", "numpy", "scipy", "matplotlib", "papermill", "transformers", "torchmetrics")
@@ -407,14 +407,15 @@ def write_summary(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTE
         f"# Reproduction summary: profile `{profile}`",
         "",
         "Every number below was computed by the notebook named above it; the paper's numbers appear only in "
-        "the column labelled *paper (reference)*. 'matches' means the paper's number lies in our 95% interval "
-        "or within the stated tolerance; 'no paper number' means the paper prints none for that quantity.",
+        f"the column labelled *paper (reference)*. {VERDICT_LEGEND} In the tables of numbers, 'matches' means "
+        "the paper's number lies in our 95% interval or within the stated tolerance; 'no paper number' means the "
+        "paper prints none for that quantity.",
         "",
         *([f"**Indicative results** ({INDICATIVE[profile]}).", ""] if profile in INDICATIVE else []),
         "| notebook | status | commit | started (UTC) | wall time |",
         "|---|---|---|---|---|",
     ]
-    sections = []
+    sections, claims = [], []
     names = sorted({p.name.removesuffix(".failed") for p in profile_dir.iterdir()
                     if p.is_dir() and not p.name.startswith(".")}) if profile_dir.exists() else []
     for name in names:
@@ -433,12 +434,15 @@ def write_summary(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTE
             continue
         title = registry[name].title if name in registry else name
         sections += [f"## {name}", "", title, ""]
+        claims += metrics.get("claims", [])
         if metrics.get("claims"):
             sections += ["### The paper's claims, checked", "", claims_table(metrics["claims"]), ""]
         if metrics.get("metrics"):
             sections += ["### Numbers", "", metrics_table(metrics["metrics"]), ""]
         if metrics.get("figures"):
             sections += ["Figures: " + ", ".join(f"[{f}]({name}/{f})" for f in metrics["figures"]), ""]
+    if claims:
+        lines += ["", "The paper's claims by verdict:", "", *tally_markdown(tally(claims))]
     if write_claims_figure(profile_dir) is not None:
         lines += ["", "Every empirical claim at a glance: its paired difference with the 95% interval, divided by the "
                   "paper's effect size and signed so that right is the paper's direction (colour: verdict).", "",
