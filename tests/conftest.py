@@ -4,6 +4,9 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "agg")
+# records (ldlib.runtime.records) are written only where LDLIB_RECORDS is set: a campaign's setting must not make the
+# tests write into its records; the tests that check records set their own folder
+os.environ.pop("LDLIB_RECORDS", None)
 
 
 def pytest_collection_modifyitems(config, items):

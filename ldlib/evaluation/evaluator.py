@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +35,7 @@ from ..data.datasets import from_spec, load_dataset
 from ..data.images import CaptionedImages, to_float, to_uint8
 from ..data.text import encode_unique, make_encoder
 from ..pyramid import downsample
-from ..runtime import distributed
+from ..runtime import distributed, records
 from ..runtime.cache import cache_root, code_fingerprint
 from ..runtime.files import atomic_write_text, json_default
 from ..runtime.progress import report
@@ -51,6 +51,13 @@ EVALUATION_CODE = (__name__,)
 FEATURES_CODE = ("ldlib.evaluation.metrics",)
 #: ... and a stored alignment judge (matcher).
 MATCHER_CODE = ("ldlib.evaluation.retrieval",)
+#: The bootstrap behind paired differences (:func:`paired_difference`), fixed so that replicates stored in a
+#: record (:meth:`Evaluation.to_record`) pair with any other evaluation's of the same size.
+PAIRED_BOOT, PAIRED_SEED = 200, 0
+#: The metrics with a per-sample statistic, hence a paired bootstrap (alignment is not stored per sample).
+PAIRED_METRICS = ("fid", "kid", "is")
+#: Samples a record keeps for sample grids (the notebooks' ``grid_prompts`` is at most 16).
+GRID_SAMPLES = 16
 
 
 @dataclass
@@ -58,12 +65,17 @@ class Evaluation:
     scores: metrics.Scores
     alignment: float | None
     alignment_ci: tuple[float, float] | None
-    samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution
+    samples: torch.Tensor  # uint8 (N, 3, R, R), the top resolution (a record's: its first GRID_SAMPLES)
     features: metrics.Features | None = None  # the samples' pool3 features and classifier logits
     seconds: dict = field(default_factory=dict)  # wall time of its parts (sampling, features, scores)
     #: the reference's pool3 features it was scored against (set by the Evaluator, not stored with it): what a
     #: paired difference between two evaluations needs (:func:`paired_difference`)
     reference: np.ndarray | None = field(default=None, repr=False)
+    #: per metric, the statistic and its bootstrap replicates (:func:`paired_replicates`); filled on first use,
+    #: or read from a record where the features are not at hand
+    paired: dict = field(default_factory=dict, repr=False)
+    #: a record's rescorings of its first n samples (:meth:`first`), by n
+    prefixes: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, d: dict, samples: torch.Tensor, features: metrics.Features | None = None) -> "Evaluation":
@@ -95,6 +107,40 @@ class Evaluation:
         return {"fid": s.fid, "fid_ci": s.fid_ci, "kid": s.kid, "kid_ci": s.kid_ci, "is_efficientnet": s.inception_score,
                 "is_ci": s.is_ci, "precision": s.precision, "recall": s.recall, "alignment": self.alignment, "alignment_ci": self.alignment_ci,
                 "protocol": s.protocol.as_dict(), "seconds": self.seconds}
+
+    def first(self, n: int, n_boot: int, seed: int) -> "Evaluation":
+        """This evaluation's first ``n`` samples scored alone (bootstrap ``n_boot``, ``seed``), with no text
+        alignment (not stored per sample): rescored from the stored features, or read from a record's prefix
+        (:meth:`to_record`). ValueError when neither is at hand."""
+        p = self.scores.protocol
+        kept = self.prefixes.get(n)
+        if self.features is None or self.reference is None:
+            if kept is None or (kept["n_boot"], kept["seed"]) != (n_boot, seed):
+                raise ValueError(f"the first {n} of {p.n_generated} samples cannot be rescored: no stored features, "
+                                 f"and no record of them with bootstrap ({n_boot}, seed {seed})")
+            return Evaluation.from_record(kept, self.samples[:n])
+        features = metrics.Features(self.features.pool3[:n], None if self.features.logits is None else self.features.logits[:n])
+        scores = metrics.scores(self.reference, features, replace(p, n_generated=n), n_boot, seed)
+        return Evaluation(scores, None, None, self.samples[:n], features, reference=self.reference)
+
+    def to_record(self, prefixes: Sequence[int] = (), n_boot: int = 50, seed: int = 0) -> dict:
+        """What this evaluation measured, in a few kB (``ldlib.runtime.records``): its scores, the bootstrap
+        replicates of every paired metric (:func:`paired_replicates`) and, per n in ``prefixes`` below its
+        sample count, the same for its first n samples (:meth:`first`, bootstrap ``n_boot``, ``seed``). Needs
+        the features and the reference."""
+        out = {"scores": self.as_dict(), "n_boot": n_boot, "seed": seed,
+               "paired": {m: r for m in PAIRED_METRICS if (r := paired_replicates(self, m)) is not None}}
+        below = sorted(n for n in set(prefixes) if n < self.scores.protocol.n_generated)
+        out["prefixes"] = {str(n): self.first(n, n_boot, seed).to_record((), n_boot, seed) for n in below}
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict, samples: torch.Tensor) -> "Evaluation":
+        """The evaluation :meth:`to_record` kept, with ``samples`` (the record's first ones) and no features."""
+        ev = cls.from_dict(record["scores"], samples)
+        ev.paired = record.get("paired", {})
+        ev.prefixes = {int(n): r for n, r in record.get("prefixes", {}).items()}
+        return ev
 
 
 def metric_value(ev: Evaluation, metric: str) -> tuple[float, tuple[float, float], bool]:
@@ -128,27 +174,46 @@ def _statistic(ev: Evaluation, metric: str, seed: int):
     """(per-sample array, its resampled statistic) for a paired bootstrap, or None when ``ev`` lacks what it
     needs (features, the reference's features; alignment is not stored per sample)."""
     f, real = ev.features, ev.reference
-    if f is None or metric not in ("fid", "kid", "is") or (real is None and metric != "is"):
+    if f is None or metric not in PAIRED_METRICS or (real is None and metric != "is"):
         return None
     rows = f.logits if metric == "is" else f.pool3
     return None if rows is None else (rows, metrics.resampled_statistic(metric, real, len(rows), seed))
 
 
-def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: str, n_boot: int = 200,
-                      seed: int = 0) -> tuple[float, tuple[float, float], int]:
+def paired_replicates(ev: Evaluation, metric: str, n_boot: int = PAIRED_BOOT, seed: int = PAIRED_SEED) -> dict | None:
+    """``ev``'s half of a paired bootstrap on ``metric``: the statistic on all its samples and on ``n_boot``
+    resamples (``metrics.bootstrap_replicates``: the b-th resample's indices are the same for every evaluation
+    of the same size, so two evaluations' replicates pair up draw by draw). Computed from the features once
+    and kept on ``ev`` (and in its record); None when neither features nor a record give it."""
+    kept = ev.paired.get(metric)
+    if kept is not None and (kept["n_boot"], kept["seed"]) == (n_boot, seed):
+        return kept
+    found = _statistic(ev, metric, seed)
+    if found is None:
+        return None
+    rows, statistic = found
+    ev.paired[metric] = {"n": len(rows), "n_boot": n_boot, "seed": seed, "full": float(statistic(rows)),
+                         "replicates": metrics.bootstrap_replicates(statistic, rows, n_boot, seed)}
+    return ev.paired[metric]
+
+
+def paired_difference(a: Sequence[Evaluation], b: Sequence[Evaluation], metric: str, n_boot: int = PAIRED_BOOT,
+                      seed: int = PAIRED_SEED) -> tuple[float, tuple[float, float], int]:
     """The difference ``metric(a) - metric(b)`` with its 95% interval, for arms given as one evaluation per
     training seed (``a[i]`` and ``b[i]`` share seed index, prompts and sampling noise): per seed a paired
-    bootstrap over prompts, then ``metrics.across_seeds``. Where per-sample data is missing (alignment) the
-    per-seed spread comes from the two intervals as if independent. Returns (difference, interval, seeds)."""
+    bootstrap over prompts (``metrics.paired_bootstrap``, here from each side's :func:`paired_replicates`, so
+    a side known only from its record pairs as well), then ``metrics.across_seeds``. Where per-sample data is
+    missing (alignment) the per-seed spread comes from the two intervals as if independent. Returns
+    (difference, interval, seeds)."""
     if len(a) != len(b) or not a:
         raise ValueError(f"arms need one evaluation per seed each, got {len(a)} and {len(b)}")
     diffs, sds = [], []
     for ea, eb in zip(a, b):
         if ea.samples.shape[-1] != eb.samples.shape[-1]:
             raise ValueError("a paired difference compares models at one resolution (one reference)")
-        sa, sb = _statistic(ea, metric, seed), _statistic(eb, metric, seed)
-        if sa is not None and sb is not None and len(sa[0]) == len(sb[0]):
-            d, _, sd = metrics.paired_bootstrap(sa[1], sa[0], sb[0], n_boot, seed)
+        ra, rb = paired_replicates(ea, metric, n_boot, seed), paired_replicates(eb, metric, n_boot, seed)
+        if ra is not None and rb is not None and ra["n"] == rb["n"]:
+            d, sd = ra["full"] - rb["full"], float(np.std(np.subtract(ra["replicates"], rb["replicates"])))
         else:
             (va, ca, _), (vb, cb, _) = metric_value(ea, metric), metric_value(eb, metric)
             d, sd = va - vb, float(np.hypot(ca[1] - ca[0], cb[1] - cb[0])) / (2 * 1.96)
@@ -415,11 +480,12 @@ class Evaluator:
 
     def __init__(self, spec: dict, n_samples: int, steps: int, guidance: float, seed: int = 0,
                  text_encoder: str = "minilm", n_reference: int = 1000, judge_steps: int = 600, n_boot: int = 50,
-                 progress: bool = True, method: str = "ddim", split: str = "train"):
+                 progress: bool = True, method: str = "ddim", split: str = "train", prefixes: Sequence[int] = ()):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         _check_split(split)
         self.split = split
+        self.prefixes = tuple(prefixes)  # the smaller sample counts its records keep rescorings of (Evaluation.first)
         self.spec, self.n_samples, self.steps, self.guidance, self.seed = spec, n_samples, steps, guidance, seed
         self.method = method
         self.text_encoder, self.n_reference, self.judge_steps, self.n_boot = text_encoder, n_reference, judge_steps, n_boot
@@ -497,14 +563,21 @@ class Evaluator:
         """Where this evaluation of ``run`` is stored (complete once it holds ``scores.json``)."""
         return run.run_dir / f"eval-{self.key(run)}"
 
-    def __call__(self, run) -> Evaluation:
-        """The evaluation of ``run``'s checkpoint: read back when stored, else sampled, scored and stored."""
+    def is_stored(self, run) -> bool:
+        """Whether this evaluation of ``run`` is stored: complete in the run cache, or kept in the records."""
         stored = self.folder(run)
-        done = Evaluation.load(stored)
+        return (stored / "scores.json").exists() or records.read(stored, "record.json") is not None
+
+    def __call__(self, run) -> Evaluation:
+        """The evaluation of ``run``'s checkpoint: read back when stored (in the run cache, else in the records:
+        ``ldlib.runtime.records``), else sampled, scored and stored; recorded when records are being written."""
+        stored = self.folder(run)
+        done = Evaluation.load(stored) or self.recorded(stored)
         if done is not None:
             done.reference = self.features(int(done.samples.shape[-1]))
+            self.record(stored, done)
             return done
-        model, configs = load_model(run.checkpoint)
+        model, configs = load_model(records.weights(run))
         res = configs["model"].resolutions[-1]
         judge = self.judge if self.judge_steps else Judge("none")
         ev = evaluate_model(model, configs["diffusion"], self.encoder, self.reference(res), self.n_samples,
@@ -515,4 +588,19 @@ class Evaluator:
         ev.save(stored)
         shutil.rmtree(stored.with_name(stored.name + ".partial"), ignore_errors=True)  # the batches are in ``stored``
         ev.reference = self.features(res)
+        self.record(stored, ev)
         return ev
+
+    def record(self, stored: Path, ev: Evaluation) -> None:
+        """Keep ``ev`` (stored in ``stored``) in the records, with its first :data:`GRID_SAMPLES` samples and
+        the rescorings of its first ``self.prefixes`` samples, when records are being written and it has none."""
+        if records.writing() and ev.features is not None and records.read(stored, "record.json") is None:
+            records.write_images(stored, "samples.png", ev.samples[:GRID_SAMPLES])
+            records.write(stored, "record.json", ev.to_record(self.prefixes, self.n_boot, self.seed))
+
+    @staticmethod
+    def recorded(stored: Path) -> Evaluation | None:
+        """The evaluation the records keep for the cache folder ``stored``, or None."""
+        kept = records.read(stored, "record.json")
+        samples = records.read_images(stored, "samples.png") if kept is not None else None
+        return None if samples is None else Evaluation.from_record(kept, samples)

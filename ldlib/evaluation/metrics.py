@@ -240,6 +240,15 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     return float(precision), float(recall)
 
 
+def bootstrap_replicates(statistic, rows: np.ndarray, n_boot: int = 50, seed: int = 0) -> list[float]:
+    """``statistic`` on ``n_boot`` resamples of ``rows`` with replacement, the b-th resample's indices being the
+    b-th draw of ``numpy.random.default_rng(seed)``: the same indices for every set of the same size, so the
+    replicates of two sets drawn for the same prompts pair up draw by draw (:func:`paired_bootstrap`), and a
+    set's replicates can be stored and paired later (``Evaluation.to_record``)."""
+    rng = np.random.default_rng(seed)
+    return [_resample(statistic, rows, rng.integers(0, len(rows), len(rows))) for _ in range(n_boot)]
+
+
 def paired_bootstrap(statistic, a: np.ndarray, b: np.ndarray, n_boot: int = 200, seed: int = 0,
                      z: float = 1.96) -> tuple[float, tuple[float, float], float]:
     """``statistic(a) - statistic(b)`` for two generated sets drawn for the same prompts with the same noise
@@ -248,11 +257,7 @@ def paired_bootstrap(statistic, a: np.ndarray, b: np.ndarray, n_boot: int = 200,
     intervals would count twice."""
     if len(a) != len(b):
         raise ValueError(f"paired sets must have equal size, got {len(a)} and {len(b)}")
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(a), len(a))
-        diffs.append(_resample(statistic, a, i) - _resample(statistic, b, i))
+    diffs = np.subtract(bootstrap_replicates(statistic, a, n_boot, seed), bootstrap_replicates(statistic, b, n_boot, seed))
     centre, sd = statistic(a) - statistic(b), float(np.std(diffs))
     return centre, (centre - z * sd, centre + z * sd), sd
 
@@ -292,9 +297,7 @@ def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[f
 
 def bootstrap_ci(statistic, fake: np.ndarray, n_boot: int = 50, seed: int = 0, z: float = 1.96) -> tuple[float, float]:
     """``statistic(fake) +/- z`` standard deviations of ``statistic`` over ``n_boot`` resamples with replacement."""
-    rng = np.random.default_rng(seed)
-    vals = [_resample(statistic, fake, rng.integers(0, len(fake), len(fake))) for _ in range(n_boot)]
-    centre, spread = statistic(fake), float(np.std(vals))
+    centre, spread = statistic(fake), float(np.std(bootstrap_replicates(statistic, fake, n_boot, seed)))
     return centre - z * spread, centre + z * spread
 
 

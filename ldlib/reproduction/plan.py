@@ -1,6 +1,8 @@
-"""What a profile's Table 1 campaign still needs, read from the run cache without training or sampling anything
-(``ldlib pretrain --plan``): per run, the images it has seen and must see, its measured training speed and the
-evaluations stored and needed, then the time left at the speeds measured on this machine.
+"""What a profile's Table 1 campaign still needs, read from the run cache and the records
+(``ldlib.runtime.records``) without training or sampling anything (``ldlib pretrain --plan``): per run, the
+images it has seen and must see (none when the records answer every evaluation asked of it), its measured
+training speed and the evaluations stored and needed, then the time left at the speeds measured on this
+machine.
 
 A ``default`` campaign runs for days on a 2-core CPU and resumes across interruptions; the runner's suite ETA
 needs an earlier run of every notebook, so a first campaign would otherwise go without one.
@@ -18,9 +20,9 @@ from ..runtime.progress import duration
 from ..training import TrainResult
 from ..training.checkpoint import latest_checkpoint, read_history
 from ..training.train import SHARED_CPU
-from .run_cache import run_dir_for
+from .run_cache import recorded_run, run_dir_for
 from .study import Budget
-from .table1 import Protocols, is_stored, row_request, rows
+from .table1 import Protocols, row_request, rows
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,11 @@ def plan_runs(preset: str, data: dict, budget: Budget, budgets: Sequence[int], s
             for row in table:
                 run_dir = run_dir_for(*row_request(preset, row, budget, rule, k), data)
                 stored, samples_left = _evaluations(run_dir, asked, budget.batch_size)
-                out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir, row.flops,
-                                      reached_step(run_dir) * budget.batch_size, last, measured_speed(run_dir),
-                                      stored, len(asked), samples_left))
+                reached = reached_step(run_dir) * budget.batch_size
+                if stored == len(asked) and recorded_run(run_dir, last // budget.batch_size) is not None:
+                    reached = max(reached, last)  # the records answer all that is asked of it: nothing to train
+                out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir, row.flops, reached, last,
+                                      measured_speed(run_dir), stored, len(asked), samples_left))
     return out
 
 
@@ -101,7 +105,7 @@ def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tupl
     for protocol, images in asked:
         step = images // batch_size
         run = TrainResult(run_dir, step, checkpoint=run_dir / f"step-{step:08d}")  # the key reads its name only
-        done = is_stored(protocol, run)
+        done = protocol.is_stored(run)
         stored, samples_left = stored + done, samples_left + (0 if done else protocol.n_samples)
     return stored, samples_left
 

@@ -10,6 +10,11 @@ requested budget is kept, and so is every point of a fixed grid passed on the wa
 budget curve comes from one run whichever notebook asked for which budget first; a budget off the grid that a
 run has passed is retraced in a branch folder from the newest milestone below it. The cache lives in
 ``$LDLIB_CACHE`` or the clone's ``.cache/ldlib/`` (git-ignored; checkpoints are never committed).
+
+A finished milestone is also kept in the records (``ldlib.runtime.records``: its history and configs, no
+weights), so that on a machine whose cache lacks it the run is a :class:`RecordedRun`: its losses and speed
+are known, its evaluations read back from the records, and its weights trained again only if something
+needs them (an evaluation not recorded, a stacked model starting from it, a probe).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
 from ..data.datasets import from_spec
 from ..data.text import encode_unique, make_encoder
+from ..runtime import records
 from ..runtime.cache import cache_root, code_fingerprint
 from ..training import TrainResult, stack_from, train
 from ..training.checkpoint import checkpoint_at, latest_checkpoint, load_state, milestones, read_history
@@ -61,6 +68,21 @@ def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, traini
     return existing[0] if existing else root / f"{name}-{digest}"
 
 
+@dataclass
+class RecordedRun(TrainResult):
+    """A finished run that this machine's cache lacks but the records keep (trained on another machine): its
+    history as recorded, ``checkpoint`` where its weights belong, and :meth:`materialize` to train them again,
+    called only by what needs weights (``ldlib.runtime.records.weights``). The run is deterministic given its
+    key, so the weights trained again are the run's own (up to the arithmetic of another machine)."""
+
+    train_again: Callable[[], TrainResult] | None = field(default=None, repr=False, compare=False)
+
+    def materialize(self) -> Path:
+        if checkpoint_at(self.run_dir, self.step) is None:
+            self.checkpoint = self.train_again().checkpoint
+        return self.checkpoint
+
+
 def trained_model(
     name: str,
     model: UNetConfig,
@@ -69,18 +91,28 @@ def trained_model(
     data: dict,
     progress: bool = True,
     init_from: TrainResult | None = None,
+    use_records: bool = True,
 ) -> TrainResult:
     """Train the run described by the arguments to ``training.steps``, or return that checkpoint from the cache
-    if the run reached it before. ``data`` is a ``ldlib.data.data_spec``; ``init_from``: a finished smaller run
-    of the same preset to stack from (section 3.2; its checkpoint, so each of its budgets is another source)."""
+    if the run reached it before, or (``use_records``) a :class:`RecordedRun` if the records keep it. ``data``
+    is a ``ldlib.data.data_spec``; ``init_from``: a finished smaller run of the same preset to stack from
+    (section 3.2; its checkpoint, so each of its budgets is another source)."""
     if init_from is not None and init_from.checkpoint is None:
         raise ValueError(f"init_from ({init_from.run_dir}) has no checkpoint to stack from; train it first")
-    source = init_from.checkpoint if init_from is not None else None
+    source = init_from.checkpoint if init_from is not None else None  # its name keys the run; its weights wait
     run_dir = run_dir_for(name, model, diffusion, training, data, source)
     done = checkpoint_at(run_dir, training.steps)
     if done is not None:
+        record_milestone(done)
         return TrainResult.from_history(run_dir, training.steps, read_history(done), done, training.steps)
+    if use_records:
+        recorded = recorded_run(run_dir, training.steps)
+        if recorded is not None:
+            recorded.train_again = lambda: trained_model(name, model, diffusion, training, data, progress, init_from,
+                                                         use_records=False)
+            return recorded
     run_dir = _branch_if_past(run_dir, training.steps)
+    source = records.weights(init_from) if init_from is not None else None  # a recorded source trains again now
     images = from_spec(data, model.resolutions[-1])
     text, index = encode_unique(make_encoder(training.text_encoder), images.captions)
     init = None
@@ -92,7 +124,29 @@ def trained_model(
     for stop in [g for g in milestone_grid(training.steps) if g > reached]:  # keep the grid's points on the way
         train(model, diffusion, replace(training, steps=stop), images, text, index, run_dir, progress=progress,
               init=init)
-    return train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)
+    result = train(model, diffusion, training, images, text, index, run_dir, progress=progress, init=init)
+    if result.checkpoint is not None:
+        record_milestone(result.checkpoint)
+    return result
+
+
+def record_milestone(checkpoint: Path) -> None:
+    """Keep a finished milestone's ``history.json`` and ``config.json`` in the records (when they are being
+    written): what a :class:`RecordedRun` is made of."""
+    for name in ("history.json", "config.json"):
+        if records.writing() and (checkpoint / name).is_file():
+            records.write(checkpoint, name, json.loads((checkpoint / name).read_text()))
+
+
+def recorded_run(run_dir: Path, steps: int) -> RecordedRun | None:
+    """The run at ``steps`` as the records keep it (in the run's folder, or in the branch that retraced it to an
+    off-grid budget), or None."""
+    for folder in (run_dir, run_dir / "branches" / f"to-step-{steps:08d}"):
+        checkpoint = folder / f"step-{steps:08d}"
+        history = records.read(checkpoint, "history.json")
+        if history is not None:
+            return RecordedRun.from_history(folder, steps, history, checkpoint, steps)
+    return None
 
 
 def milestone_grid(steps: int) -> list[int]:

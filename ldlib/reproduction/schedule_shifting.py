@@ -264,10 +264,12 @@ def noise_reliance(checkpoint, x0: torch.Tensor, text, ts: Sequence[float] = PRO
     layers' noise drawn from another eps0 (column 1: same images, t, alpha and sigma; only the noise-free part
     :func:`noise_free_part` is destroyed; every layer's input keeps its distribution, only the layers' relation
     changes). A model that reads the noise-free part fails without it; one that does not should lose little.
-    The network runs in float32 on its device."""
+    The network runs in float32 on its device. ``checkpoint``: a checkpoint folder, or a run (``TrainResult``),
+    whose weights are trained again first if only its record is here (``ldlib.runtime.records.weights``)."""
+    from ..runtime.records import weights
     from ..training.checkpoint import load_model
 
-    model, configs = load_model(checkpoint)
+    model, configs = load_model(weights(checkpoint) if hasattr(checkpoint, "run_dir") else checkpoint)
     model, dev = model.float(), next(model.parameters()).device
     schedule = configs["diffusion"].schedule
     g = torch.Generator().manual_seed(seed)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence, Union
 
 from ..config import DiffusionConfig, TrainConfig, model_config
 from ..data.datasets import data_spec
-from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, metrics, paired_difference
+from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, paired_difference
 from ..training import TrainResult
 from .recorder import DEFAULT_DELTA, EMPIRICAL, Recorder, fmt, fmt_ci, judge_difference
 from .run_cache import trained_model
@@ -79,7 +79,7 @@ class Study:
         evaluator = Evaluator(spec, p["n_samples"], p["sample_steps"], p["guidance"], seed=p["seed"],
                               text_encoder=p["text_encoder"], n_reference=p["n_reference"],
                               judge_steps=p["judge_steps"], n_boot=p["n_boot"], progress=progress,
-                              method=p["sampler"])
+                              method=p["sampler"], prefixes=[p["n_samples_curve"]] if "n_samples_curve" in p else [])
         curve = (Evaluator(spec, p["n_samples_curve"], p["sample_steps"], p["guidance"], seed=p["seed"],
                            text_encoder=p["text_encoder"], n_reference=p["n_reference"], judge_steps=0,
                            n_boot=p["n_boot"], progress=progress, method=p["sampler"])
@@ -135,18 +135,16 @@ def at_sample_count(ev: Evaluation, protocol: Evaluator) -> Evaluation:
     """``ev`` as ``protocol`` would have scored the same checkpoint with its fewer samples: ``ev``'s first
     ``protocol.n_samples`` images are the very images ``protocol`` draws (the prompts are the reference's
     captions in order and batch j is seeded ``seed + j``: ``ldlib.evaluation.evaluator.evaluate_model``), so
-    rescoring their stored features against ``ev``'s reference with the same bootstrap gives its numbers without
-    sampling again. No text alignment (it is not stored per sample)."""
+    rescoring them with the same bootstrap (``Evaluation.first``: from their stored features, or from ``ev``'s
+    record) gives its numbers without sampling again. No text alignment (it is not stored per sample)."""
     p, n = ev.scores.protocol, protocol.n_samples
     same = (p.sampler, p.sampler_steps, p.guidance, p.seeds) == (
         protocol.method, protocol.steps, protocol.guidance, f"batch j uses seed {protocol.seed} + j")
-    if not same or ev.features is None or ev.reference is None or n > p.n_generated:
+    if not same or n > p.n_generated:
         raise ValueError(f"{protocol.n_samples} samples of this protocol are not the first ones of an evaluation with "
                          f"{p.n_generated} samples, sampler {p.sampler} ({p.sampler_steps} steps, guidance "
-                         f"{p.guidance}), seeds '{p.seeds}' (or it lacks stored features)")
-    features = metrics.Features(ev.features.pool3[:n], None if ev.features.logits is None else ev.features.logits[:n])
-    scores = metrics.scores(ev.reference, features, replace(p, n_generated=n), protocol.n_boot, protocol.seed)
-    return Evaluation(scores, None, None, ev.samples[:n], features, reference=ev.reference)
+                         f"{p.guidance}), seeds '{p.seeds}'")
+    return ev.first(n, protocol.n_boot, protocol.seed)
 
 
 def at_one_count(curve: Mapping[int, Sequence[Evaluation]], protocol: Evaluator) -> dict[int, list[Evaluation]]:

@@ -128,7 +128,9 @@ def evaluators(spec: dict, p: Mapping) -> Protocols:
     common = dict(seed=p["seed"], text_encoder=p["text_encoder"], n_reference=p["n_reference"],
                   n_boot=p["n_boot"], method=p["sampler"])
     steps, guidance, n_curve = p["sample_steps"], p["guidance"], p["n_samples_curve"]
-    return Protocols(Evaluator(spec, p["n_samples"], steps, guidance, judge_steps=p["judge_steps"], **common),
+    # the final protocol's records keep its first n_curve samples rescored: the curve's last point (at_one_count)
+    return Protocols(Evaluator(spec, p["n_samples"], steps, guidance, judge_steps=p["judge_steps"],
+                               prefixes=(n_curve,), **common),
                      Evaluator(spec, n_curve, steps, guidance, judge_steps=0, **common),
                      Evaluator(spec, n_curve, steps, guidance, judge_steps=0, split="val", **common))
 
@@ -156,15 +158,10 @@ def score_runs(protocol: Evaluator, row: str, images: int, runs: Sequence[TrainR
     out = []
     for k, run in enumerate(runs):
         if announce is not None:
-            announce(f"{'stored' if is_stored(protocol, run) else 'evaluating'}: {row} seed {k} at {images:,} images, "
+            announce(f"{'stored' if protocol.is_stored(run) else 'evaluating'}: {row} seed {k} at {images:,} images, "
                      f"{protocol.n_samples} samples against the {protocol.split} reference ({run.run_dir.name})")
         out.append(protocol(run))
     return out
-
-
-def is_stored(protocol: Evaluator, run: TrainResult) -> bool:
-    """Whether the run cache holds ``protocol``'s evaluation of ``run`` (its folder is complete)."""
-    return (protocol.folder(run) / "scores.json").exists()
 
 
 def pairs(table: list[Row]) -> list[tuple[Row, Row]]:

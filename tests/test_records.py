@@ -1,0 +1,114 @@
+"""The records (``ldlib.runtime.records``): what a finished run and evaluation measured, kept so that a machine
+with an empty run cache reads results back instead of training and sampling again, with the same numbers."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ldlib.config import DiffusionConfig, TrainConfig, model_config
+from ldlib.data.datasets import data_spec
+from ldlib.evaluation import Evaluation, Evaluator, metrics, paired_difference
+from ldlib.reproduction.run_cache import RecordedRun, trained_model
+from ldlib.runtime import records
+from ldlib.training.checkpoint import checkpoint_at, read_weights
+
+
+def synthetic(rng, shift: float, n: int = 40, real=None) -> Evaluation:
+    """An evaluation of ``n`` random 16-d "pool3" features and 10-class logits, scored against ``real``."""
+    real = rng.normal(size=(60, 16)) if real is None else real
+    features = metrics.Features(rng.normal(shift, 1.0, size=(n, 16)), rng.normal(size=(n, 10)))
+    protocol = metrics.Protocol("synthetic", len(real), n, seeds="batch j uses seed 0 + j", sampler="ddim")
+    samples = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
+    return Evaluation(metrics.scores(real, features, protocol, n_boot=8, seed=0), None, None, samples, features,
+                      reference=real)
+
+
+def as_recorded(ev: Evaluation, prefixes=()) -> Evaluation:
+    """``ev`` as a machine without its features reads it: from its record alone."""
+    return Evaluation.from_record(ev.to_record(prefixes, n_boot=8, seed=0), ev.samples[:4])
+
+
+def test_a_paired_difference_from_records_equals_the_one_from_features():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(60, 16))
+    a = [synthetic(rng, 0.3, real=real) for _ in range(3)]
+    b = [synthetic(rng, 0.0, real=real) for _ in range(3)]
+    for metric in ("fid", "kid", "is"):
+        want = paired_difference(a, b, metric)
+        assert paired_difference([as_recorded(e) for e in a], [as_recorded(e) for e in b], metric) == want
+        assert paired_difference([as_recorded(e) for e in a], b, metric) == want  # one side recorded
+        # and both equal the paired bootstrap over the features themselves, seed by seed
+        stat = metrics.resampled_statistic(metric, real, 40, 0)
+        rows = (lambda e: e.features.logits) if metric == "is" else (lambda e: e.features.pool3)
+        per_seed = [metrics.paired_bootstrap(stat, rows(x), rows(y), 200, 0) for x, y in zip(a, b)]
+        assert want[:2] == metrics.across_seeds([d for d, _, _ in per_seed], [sd for _, _, sd in per_seed])
+
+
+def test_a_records_prefix_scores_the_first_samples_as_the_features_do():
+    ev = synthetic(np.random.default_rng(1), 0.2)
+    recorded = as_recorded(ev, prefixes=(16, 40, 99))  # 40 and 99 are not below the count: no prefix
+    assert sorted(recorded.prefixes) == [16]
+    want, got = ev.first(16, 8, 0), recorded.first(16, 8, 0)
+    assert got.scores == want.scores and got.features is None
+    assert paired_difference([got], [got], "fid")[0] == 0.0  # its replicates came along
+    with pytest.raises(ValueError, match="no record of them"):
+        recorded.first(16, 9, 0)  # another bootstrap than the one recorded
+    with pytest.raises(ValueError, match="cannot be rescored"):
+        recorded.first(8, 8, 0)
+
+
+def test_records_are_written_only_when_asked_never_replaced_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(records.RECORDS_ENV, raising=False)
+    folder = tmp_path / "cache" / "runs" / "r-0123" / "eval-abc"
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    assert records.write(folder, "record.json", {"x": 1}) is None and not records.writing()
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    assert records.write(folder, "record.json", {"x": 1.5}) == tmp_path / "records/runs/r-0123/eval-abc/record.json"
+    assert records.write(folder, "record.json", {"x": 2}) is None and records.read(folder, "record.json") == {"x": 1.5}
+    records.write_images(folder, "samples.png", images)
+    assert torch.equal(records.read_images(folder, "samples.png"), images)  # lossless
+    assert records.record_path(tmp_path / "elsewhere") is None  # outside the run cache: no record
+    assert records.read(tmp_path / "cache" / "runs" / "other", "record.json") is None
+
+
+def test_a_recorded_run_is_evaluated_on_an_empty_cache_without_training_or_sampling(tmp_path, monkeypatch):
+    """Train and evaluate with records written; then, on an empty cache, the run comes back as a RecordedRun
+    whose evaluation is read from the records (no training, no sampling, the same numbers); its weights are
+    trained again only when asked for, and are the run's own."""
+    import ldlib.evaluation.evaluator as ev_mod
+
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "first"))
+    mcfg = model_config("smoke", 2)
+    request = ("smoke2", mcfg, DiffusionConfig.paper(mcfg.resolutions),
+               TrainConfig(steps=2, batch_size=4, text_encoder="hash"), data_spec("shapes", data_size=32))
+    evaluator = Evaluator(request[-1], n_samples=8, steps=2, guidance=2.0, text_encoder="hash", n_reference=8,
+                          judge_steps=0, n_boot=4, progress=False, prefixes=(4,))
+    run = trained_model(*request, progress=False)
+    ev = evaluator(run)
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "second"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sampled again instead of read back")
+
+    monkeypatch.setattr(ev_mod, "evaluate_model", refuse)
+    again = trained_model(*request, progress=False)
+    assert isinstance(again, RecordedRun) and checkpoint_at(again.run_dir, 2) is None
+    assert (again.step, again.losses, again.images_per_s) == (run.step, run.losses, run.images_per_s)
+    assert evaluator.is_stored(again)  # what `ldlib pretrain --plan` counts as done
+    back = evaluator(again)
+    assert back.scores == ev.scores and torch.equal(back.samples, ev.samples[:8]) and back.features is None
+    assert back.first(4, 4, 0).scores == ev.first(4, 4, 0).scores
+    assert paired_difference([back], [ev], "fid")[0] == 0.0
+    assert checkpoint_at(again.run_dir, 2) is None  # still nothing trained
+
+    checkpoint = records.weights(again)  # now something needs the weights: the run is trained again
+    assert checkpoint == checkpoint_at(again.run_dir, 2) and str(checkpoint).startswith(str(tmp_path / "second"))
+    original = read_weights(run.checkpoint / "ema.safetensors")
+    assert all(torch.equal(v, original[k]) for k, v in read_weights(checkpoint / "ema.safetensors").items())
+    other = replace(request[3], seed=1)  # another question: no record answers it
+    assert not isinstance(trained_model(*request[:3], other, request[4], progress=False), RecordedRun)
