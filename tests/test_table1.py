@@ -151,6 +151,7 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     from ldlib.reproduction.parameters import NOTEBOOKS
 
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("LDLIB_RECORDS", str(tmp_path / "records"))  # what a campaign sets (ldlib.runtime.records)
     small = dict(seeds=1, curve_images=[], budget_images=8, batch_size=8, data_size=32, n_reference=8, n_samples=4,
                  sample_steps=2, judge_steps=2, n_boot=4, text_encoder="hash")
     argv = ["pretrain", "--profile", "smoke", "--rows", "single32", "layered32", "--rules", "paper", "--evaluate",
@@ -190,6 +191,16 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     numbers = [[line for line in out.splitlines() if not line.startswith(("evaluating: ", "stored: "))]
                for out in (first, again)]
     assert numbers[0] == numbers[1]  # read back, same numbers
+    # a machine whose run cache is empty reads the records: nothing to train or score, the same read-out
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "fresh"))
+    assert cli.main(plan) == 0
+    fresh_plan = capsys.readouterr().out
+    assert "| paper | layered32 | 0 | 8 / 8 |" in fresh_plan and "Training left: 0 images" in fresh_plan
+    assert cli.main(argv) == 0
+    fresh = capsys.readouterr().out
+    assert "evaluating:" not in fresh and not list((tmp_path / "fresh").glob("runs/*/step-*"))
+    same = [[line for line in lines if "/runs/" not in line] for lines in (numbers[0], fresh.splitlines())]
+    assert same[0] == [line for line in same[1] if not line.startswith("stored: ")]  # checkpoint paths aside
 
 
 def test_the_plan_prices_a_shared_segment_as_if_alone():
