@@ -124,7 +124,7 @@ class Evaluation:
         return Evaluation(scores, None, None, self.samples[:n], features, reference=self.reference)
 
     def to_record(self, prefixes: Sequence[int] = (), n_boot: int = 50, seed: int = 0) -> dict:
-        """What this evaluation measured, in a few kB (``ldlib.runtime.records``): its scores, the bootstrap
+        """What this evaluation measured, in tens of kB (``ldlib.runtime.records``): its scores, the bootstrap
         replicates of every paired metric (:func:`paired_replicates`) and, per n in ``prefixes`` below its
         sample count, the same for its first n samples (:meth:`first`, bootstrap ``n_boot``, ``seed``). Needs
         the features and the reference."""

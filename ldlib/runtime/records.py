@@ -2,7 +2,7 @@
 
 The run cache (:mod:`ldlib.runtime.cache`) holds checkpoints (tens of MB each) and evaluations with their
 samples and Inception features; none of it goes to git, so a new machine starts with an empty cache and
-would train and sample everything again. A *record* keeps, in a few kB, what a finished result measured: a
+would train and sample everything again. A *record* keeps, in tens of kB, what a finished result measured: a
 milestone's ``history.json`` and ``config.json`` (its losses and speed, no weights), and an evaluation's
 scores with what paired comparisons and smaller sample counts need (``ldlib.evaluation.evaluator``'s
 ``Evaluation.to_record``). Records mirror the cache's layout under ``runs/`` and carry the same keys (a run's
