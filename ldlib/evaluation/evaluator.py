@@ -566,7 +566,7 @@ class Evaluator:
     def is_stored(self, run) -> bool:
         """Whether this evaluation of ``run`` is stored: complete in the run cache, or kept in the records."""
         stored = self.folder(run)
-        return (stored / "scores.json").exists() or records.read(stored, "record.json") is not None
+        return (stored / "scores.json").exists() or records.has(stored, "record.json")
 
     def __call__(self, run) -> Evaluation:
         """The evaluation of ``run``'s checkpoint: read back when stored (in the run cache, else in the records:
@@ -594,7 +594,7 @@ class Evaluator:
     def record(self, stored: Path, ev: Evaluation) -> None:
         """Keep ``ev`` (stored in ``stored``) in the records, with its first :data:`GRID_SAMPLES` samples and
         the rescorings of its first ``self.prefixes`` samples, when records are being written and it has none."""
-        if records.writing() and ev.features is not None and records.read(stored, "record.json") is None:
+        if records.writing() and ev.features is not None and not records.has(stored, "record.json"):
             records.write_images(stored, "samples.png", ev.samples[:GRID_SAMPLES])
             records.write(stored, "record.json", ev.to_record(self.prefixes, self.n_boot, self.seed))
 

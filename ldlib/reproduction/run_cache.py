@@ -134,8 +134,8 @@ def record_milestone(checkpoint: Path) -> None:
     """Keep a finished milestone's ``history.json`` and ``config.json`` in the records (when they are being
     written): what a :class:`RecordedRun` is made of."""
     for name in ("history.json", "config.json"):
-        if records.writing() and (checkpoint / name).is_file():
-            records.write(checkpoint, name, json.loads((checkpoint / name).read_text()))
+        if (checkpoint / name).is_file():
+            records.copy(checkpoint / name)
 
 
 def recorded_run(run_dir: Path, steps: int) -> RecordedRun | None:

@@ -59,32 +59,54 @@ def read(cache_path: Path, name: str) -> dict | None:
         return None
 
 
-def write(cache_path: Path, name: str, record: dict) -> Path | None:
-    """Write the JSON record ``name`` mirroring ``cache_path`` when records are being written and it is not
-    there yet (a record, once written, is never replaced: the same key always has the same answer)."""
+def has(cache_path: Path, name: str) -> bool:
+    """Whether the record ``name`` mirroring ``cache_path`` exists (without reading it)."""
+    path = record_path(cache_path)
+    return path is not None and (path / name).is_file()
+
+
+def _new(cache_path: Path, name: str) -> Path | None:
+    """Where to write the record ``name`` mirroring ``cache_path`` (its folder made), or None when records are not
+    being written or it is there already (a record, once written, is never replaced: the same key always has
+    the same answer)."""
     path = record_path(cache_path)
     if not writing() or path is None or (path / name).exists():
         return None
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path / name, json.dumps(record, default=json_default, sort_keys=True))
     return path / name
+
+
+def write(cache_path: Path, name: str, record: dict) -> Path | None:
+    """Write the JSON record ``name`` mirroring ``cache_path`` under the rule of :func:`_new`."""
+    target = _new(cache_path, name)
+    if target is not None:
+        atomic_write_text(target, json.dumps(record, default=json_default, sort_keys=True))
+    return target
+
+
+def copy(cache_file: Path) -> Path | None:
+    """Keep the run cache's file ``cache_file`` as it is, as the record of its folder of the same name, under
+    the rule of :func:`_new` (a milestone's ``history.json``, say: copied, not parsed)."""
+    target = _new(cache_file.parent, cache_file.name)
+    if target is not None:
+        atomic_write_text(target, cache_file.read_text())
+    return target
 
 
 def write_images(cache_path: Path, name: str, images) -> Path | None:
     """Write uint8 images ``(N, 3, R, R)`` as one lossless PNG strip (N side by side) mirroring ``cache_path``,
-    under the same rule as :func:`write`."""
+    under the rule of :func:`_new`."""
     from PIL import Image
 
-    path = record_path(cache_path)
-    if not writing() or path is None or (path / name).exists():
+    target = _new(cache_path, name)
+    if target is None:
         return None
     n, _, r, _ = images.shape
     strip = images.permute(2, 0, 3, 1).reshape(r, n * r, 3).contiguous().numpy()
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (name + ".tmp")
+    tmp = target.with_name(name + ".tmp")
     Image.fromarray(strip).save(tmp, format="PNG")
-    os.replace(tmp, path / name)
-    return path / name
+    os.replace(tmp, target)
+    return target
 
 
 def read_images(cache_path: Path, name: str):
