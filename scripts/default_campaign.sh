@@ -13,6 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CODE=${CAMPAIGN_CODE:-$ROOT}
 export LDLIB_CACHE=${LDLIB_CACHE:-$ROOT/.cache/ldlib} LDLIB_RECORDS=${LDLIB_RECORDS:-$ROOT/results/records}
 export PYTHONPATH=$CODE MPLBACKEND=agg
+# One campaign, one arithmetic: it runs across sessions on machines of different CPUs, and `precision="auto"` would
+# train (and sample) in bf16 on those with native bf16 and in fp32 on the others; a run's cache key holds "auto",
+# not what it resolved to. Pinned to fp32 (what every CPU computes natively; the records so far were made in it).
+export LDLIB_CPU_BF16=${LDLIB_CPU_BF16:-0}
 PY=$ROOT/.venv/bin/python
 STATE=$LDLIB_CACHE/campaign
 mkdir -p "$STATE/done"

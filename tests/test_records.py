@@ -112,3 +112,34 @@ def test_a_recorded_run_is_evaluated_on_an_empty_cache_without_training_or_sampl
     assert all(torch.equal(v, original[k]) for k, v in read_weights(checkpoint / "ema.safetensors").items())
     other = replace(request[3], seed=1)  # another question: no record answers it
     assert not isinstance(trained_model(*request[:3], other, request[4], progress=False), RecordedRun)
+
+
+@pytest.mark.parametrize("first, then", [("0", "1"), ("1", "0")])
+def test_a_run_keeps_one_precision_across_machines(tmp_path, monkeypatch, first, then):
+    """"auto" in a run's key resolves by machine: a run trained in one precision (forced here by LDLIB_CPU_BF16,
+    both ways) is neither resumed nor trained again from its records in the other; the error names the fix. A
+    milestone's record names the machine that trained it."""
+    from ldlib.reproduction import run_cache
+    from ldlib.runtime.device import CPU_BF16_ENV
+
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "first"))
+    monkeypatch.setenv(CPU_BF16_ENV, first)
+    mcfg = model_config("smoke", 2)
+    request = ("smoke2", mcfg, DiffusionConfig.paper(mcfg.resolutions),
+               TrainConfig(steps=2, batch_size=4, text_encoder="hash"), data_spec("shapes", data_size=32))
+    run = trained_model(*request, progress=False)
+    trained_in = "bf16" if first == "1" else "fp32"
+    assert run_cache.trained_on(run) == records.read(run.checkpoint, "machine.json") == run_cache.machine()
+
+    monkeypatch.setenv(CPU_BF16_ENV, then)
+    longer = replace(request[3], steps=3)  # resuming in this cache
+    with pytest.raises(RuntimeError, match=f"trained in {trained_in}.*{CPU_BF16_ENV}={first}"):
+        trained_model(*request[:3], longer, request[4], progress=False)
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "second"))  # another machine: the run is known from records
+    again = trained_model(*request, progress=False)
+    assert isinstance(again, RecordedRun)
+    with pytest.raises(RuntimeError, match=f"record of step-00000002.*{CPU_BF16_ENV}={first}"):
+        records.weights(again)
+    monkeypatch.setenv(CPU_BF16_ENV, first)  # the fix the error names
+    assert records.weights(again) == checkpoint_at(again.run_dir, 2)

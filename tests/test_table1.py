@@ -1,6 +1,7 @@
 """Table 1's machinery at toy scale: five models, equal images-seen budget, one evaluation protocol."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -21,26 +22,47 @@ def test_rows_and_flops_order():
     assert flops["layered256"] < flops["single256"] and flops["layered512"] < flops["single512"]
 
 
-def test_training_speed_leaves_out_runs_measured_on_a_shared_machine():
+def test_training_speed_leaves_out_runs_measured_on_a_shared_machine(tmp_path, monkeypatch):
     from types import SimpleNamespace as NS
 
+    from ldlib.runtime import records
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    epyc = {"cpu": "AMD EPYC", "torch_threads": 2, "native_bf16": True, "avx512": True}
+
+    def runs(*speeds, machines=None):
+        out = []
+        for k, (ips, share) in enumerate(speeds):
+            run = NS(images_per_s=ips, cpu_share=share, run_dir=tmp_path / "cache" / "runs" / f"r{k}", step=3)
+            records.write(run.run_dir / "step-00000003", "machine.json", (machines or [epyc] * 3)[k])
+            out.append(run)
+        return out
+
     row = table1.rows("smoke")[0]
-    row.runs = {24: [NS(images_per_s=40.9, cpu_share=0.48), NS(images_per_s=112.9, cpu_share=0.99),
-                     NS(images_per_s=110.1, cpu_share=0.98)]}
+    row.runs = {24: runs((40.9, 0.48), (112.9, 0.99), (110.1, 0.98))}
     rec = Recorder(None, "t")
     table1.record_speeds(rec, {"paper": [row]}, 32)
     m, = rec.metrics
     assert m.key == f"training images/s {row.name}" and m.value == pytest.approx((112.9 + 110.1) / 2)
-    assert m.note == ("median of 2 of 3 seeds' runs, batch 32; per seed: 40.9 (CPU share 0.48; shared, left out), "
-                      "112.9 (CPU share 0.99), 110.1 (CPU share 0.98)")
-    row.runs = {24: [NS(images_per_s=40.0, cpu_share=0.5), NS(images_per_s=50.0, cpu_share=None)]}
+    on = "AMD EPYC, 2 threads, AVX-512 BF16"
+    assert m.note == (f"median of 2 of 3 seeds' runs, batch 32; per seed: 40.9 (CPU share 0.48; shared, left out; "
+                      f"{on}), 112.9 (CPU share 0.99; {on}), 110.1 (CPU share 0.98; {on})")
+    row.runs = {24: [NS(images_per_s=40.0, cpu_share=0.5, run_dir=tmp_path / "elsewhere", step=3),
+                     NS(images_per_s=50.0, cpu_share=None, run_dir=tmp_path / "elsewhere2", step=3)]}
     rec = Recorder(None, "t")
     table1.record_speeds(rec, {"none": [row]}, 8)  # a run with no share recorded (GPU) counts as alone
     assert rec.metrics[0].value == 50.0 and rec.metrics[0].key.endswith("(shifts: none)")
-    row.runs = {24: [NS(images_per_s=40.0, cpu_share=0.5), NS(images_per_s=30.0, cpu_share=0.4)]}
+    assert "machine unknown" in rec.metrics[0].note  # neither recorded nor in this cache
+    row.runs = {24: runs((40.0, 0.5), (30.0, 0.4))}
     rec = Recorder(None, "t")
     table1.record_speeds(rec, {"paper": [row]}, 8)  # every run shared: the median of all, none marked left out
     assert rec.metrics[0].value == 35.0 and "left out" not in rec.metrics[0].note
+    shutil.rmtree(tmp_path / "records")
+    row.runs = {24: runs((70.0, 0.99), (38.0, 0.99), machines=[epyc, dict(epyc, native_bf16=False, avx512=False)])}
+    rec = Recorder(None, "t")
+    table1.record_speeds(rec, {"paper": [row]}, 32)  # seeds trained on different machines: said, loudly
+    assert "DIFFERENT MACHINES" in rec.metrics[0].note and "AMD EPYC, 2 threads, AVX2)" in rec.metrics[0].note
 
 
 def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):

@@ -14,23 +14,33 @@ run has passed is retraced in a branch folder from the newest milestone below it
 A finished milestone is also kept in the records (``ldlib.runtime.records``: its history and configs, no
 weights), so that on a machine whose cache lacks it the run is a :class:`RecordedRun`: its losses and speed
 are known, its evaluations read back from the records, and its weights trained again only if something
-needs them (an evaluation not recorded, a stacked model starting from it, a probe).
+needs them (an evaluation not recorded, a stacked model starting from it, a probe). A milestone's record also
+names the machine that trained it (``machine.json``, :func:`machine`): a speed is a property of a run and a machine.
+
+A run keeps one arithmetic. Its key holds ``TrainConfig.precision`` as asked ("auto"), and "auto" resolves by the
+machine (bf16 on CUDA and on CPUs with native bf16, else fp32), so a run resumed, or trained again from its records,
+on another machine could silently change precision half-way; :func:`check_precision` refuses that and names the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
+
+import torch
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, to_dict
 from ..data.datasets import from_spec
 from ..data.text import encode_unique, make_encoder
 from ..runtime import records
 from ..runtime.cache import cache_root, code_fingerprint
+from ..runtime.device import CPU_BF16_ENV, pick_device, resolve_precision
 from ..training import TrainResult, stack_from, train
 from ..training.checkpoint import checkpoint_at, latest_checkpoint, load_state, milestones, read_history
 
@@ -111,6 +121,7 @@ def trained_model(
             recorded.train_again = lambda: trained_model(name, model, diffusion, training, data, progress, init_from,
                                                          use_records=False)
             return recorded
+    check_precision(run_dir, training)
     run_dir = _branch_if_past(run_dir, training.steps)
     source = records.weights(init_from) if init_from is not None else None  # a recorded source trains again now
     images = from_spec(data, model.resolutions[-1])
@@ -132,10 +143,70 @@ def trained_model(
 
 def record_milestone(checkpoint: Path) -> None:
     """Keep a finished milestone's ``history.json`` and ``config.json`` in the records (when they are being
-    written): what a :class:`RecordedRun` is made of."""
-    for name in ("history.json", "config.json"):
-        if (checkpoint / name).is_file():
-            records.copy(checkpoint / name)
+    written): what a :class:`RecordedRun` is made of; and with a history recorded now, ``machine.json``: this
+    machine trained it (caches do not move between machines; a run trained again here from another machine's
+    record keeps that record, and its machine)."""
+    copied = {name: records.copy(checkpoint / name) for name in ("history.json", "config.json")
+              if (checkpoint / name).is_file()}
+    if copied.get("history.json") is not None:
+        records.write(checkpoint, "machine.json", machine())
+
+
+def machine() -> dict:
+    """This machine as far as a training speed depends on it: the CPU's model name, its logical CPUs and the
+    threads torch uses, its native bf16 (the flags, not ``$LDLIB_CPU_BF16``), torch's version, and the GPU if any."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    return {"cpu": names[0] if names else platform.processor() or platform.machine(),
+            "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}), "avx512": "avx512f" in flags,
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def machine_label(description: dict | None) -> str:
+    """``"AMD EPYC, 2 threads, AVX-512 BF16"``: a :func:`machine` description in a few words ("machine unknown")."""
+    if not description:
+        return "machine unknown"
+    if description.get("gpu"):
+        return description["gpu"]
+    isa = "AVX-512 BF16" if description.get("native_bf16") else "AVX-512" if description.get("avx512") else "AVX2"
+    return f"{description.get('cpu', '?')}, {description.get('torch_threads', '?')} threads, {isa}"
+
+
+def trained_on(run: TrainResult) -> dict | None:
+    """The machine that trained ``run`` to its step: its milestone's record, else this machine when the checkpoint
+    is in this machine's cache, else None (a milestone recorded before machines were)."""
+    checkpoint = Path(run.run_dir) / f"step-{run.step:08d}"
+    recorded = records.read(checkpoint, "machine.json")
+    if recorded is not None:
+        return recorded
+    return machine() if checkpoint_at(run.run_dir, run.step) is not None else None
+
+
+def check_precision(run_dir: Path, training: TrainConfig) -> None:
+    """Refuse to train ``run_dir`` on in another precision than it was trained in so far (its newest checkpoint
+    in this cache, its recorded milestones): "auto" in the run's key resolves by machine, and a trajectory half
+    fp32, half bf16 (or a run trained again in another arithmetic than its records) would pass for the same run.
+    """
+    device = pick_device()
+    here = resolve_precision(training.precision, device)
+    histories = {f"checkpoint {p.name}": read_history(p) for p in [latest_checkpoint(run_dir)] if p is not None}
+    for step in milestone_grid(training.steps) + [training.steps]:
+        history = records.read(Path(run_dir) / f"step-{step:08d}", "history.json")
+        if history is not None:
+            histories[f"record of step-{step:08d}"] = history
+    for where, history in histories.items():
+        then = history.get("precision")
+        if then is not None and then != here:
+            fix = (f"set {CPU_BF16_ENV}={int(then == 'bf16')} so that precision 'auto' resolves to {then} here"
+                   if device.type == "cpu" else f"train it on a machine where 'auto' resolves to {then}")
+            raise RuntimeError(f"{Path(run_dir).name} was trained in {then} ({where}) but would train on in {here} on "
+                               f"this machine (precision={training.precision!r}); a run keeps one arithmetic: {fix}, "
+                               f"then run again.")
 
 
 def recorded_run(run_dir: Path, steps: int) -> RecordedRun | None:

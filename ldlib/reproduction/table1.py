@@ -24,7 +24,7 @@ from ..schedules import paper_shift
 from ..training import SHARED_CPU, TrainResult
 from . import paper_numbers as paper
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
-from .run_cache import trained_model
+from .run_cache import machine_label, trained_model, trained_on
 from .study import Budget, at_one_count, compare, record_scores, seeds_range
 
 
@@ -177,17 +177,22 @@ def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
 def record_speeds(rec: Recorder, tables: Mapping[str, list[Row]], batch_size: int) -> None:
     """Each row's training images/s per schedule rule: the median over its seeds' runs (the speed of the
     invocation that finished each), leaving out runs measured while the machine was shared (CPU share below
-    ``SHARED_CPU``) unless all were; the note lists every seed's speed and share."""
+    ``SHARED_CPU``) unless all were; the note lists every seed's speed, share and machine (a campaign's seeds may
+    be trained on different machines, whose speeds do not compare: the note says so when they were)."""
     for rule, table in tables.items():
         for row in table:
             runs = row.runs[max(row.runs)]
             shared = [r.cpu_share is not None and r.cpu_share < SHARED_CPU for r in runs]
             left_out = [s and not all(shared) for s in shared]
             kept = [r.images_per_s for r, out in zip(runs, left_out) if not out]
-            per_seed = ", ".join(_speed_text(r, out) for r, out in zip(runs, left_out))
+            machines = [machine_label(trained_on(r)) for r in runs]
+            per_seed = ", ".join(_speed_text(r, out, m) for r, out, m in zip(runs, left_out, machines))
+            mixed = ("; MEASURED ON DIFFERENT MACHINES, compare speeds only within one"
+                     if len({m for m, out in zip(machines, left_out) if not out}) > 1 else "")
             rec.metric(f"training images/s {row.name}{rule_tag(rule)}",
                        float(np.median(kept)),
-                       note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}; per seed: {per_seed}")
+                       note=f"median of {len(kept)} of {len(runs)} seeds' runs, batch {batch_size}{mixed}; "
+                            f"per seed: {per_seed}")
 
 
 def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) -> str:
@@ -196,9 +201,9 @@ def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) 
     return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}" + (f" ({spread})" if spread else "")
 
 
-def _speed_text(run: TrainResult, left_out: bool) -> str:
-    share = "" if run.cpu_share is None else f"CPU share {run.cpu_share:.2f}" + ("; shared, left out" if left_out else "")
-    return f"{run.images_per_s:.1f}" + (f" ({share})" if share else "")
+def _speed_text(run: TrainResult, left_out: bool, machine: str) -> str:
+    share = "" if run.cpu_share is None else f"CPU share {run.cpu_share:.2f}; " + ("shared, left out; " if left_out else "")
+    return f"{run.images_per_s:.1f} ({share}{machine})"
 
 
 def table_markdown(table: list[Row]) -> str:
