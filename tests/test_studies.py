@@ -35,8 +35,11 @@ def test_interval_verdicts():
     assert better(good, close, "fid") is None  # overlapping intervals decide nothing
     assert better(fake_eval(1, 1, 0.9), fake_eval(1, 1, 0.2), "alignment") is True  # higher is better
     rec = Recorder(None, "t")
-    compare(rec, "k", "paper", ("a", good), ("b", bad), "fid", paper_expects_a_better=False)
+    compare(rec, "k", "paper", ("a", [good] * 2), ("b", [bad] * 2), "fid", paper_expects_a_better=False)
     assert rec.claims[-1].agrees is False
+    compare(rec, "k1", "paper", ("a", good), ("b", bad), "fid", paper_expects_a_better=False)
+    one = rec.claims[-1]  # one training seed: the interval leaves out the seeds' spread, no verdict
+    assert one.verdict == "unresolved" and one.seeds_to_resolve >= 2 and "training-seed spread unmeasured" in one.we_find
     results = [(0.0, None, [fake_eval(15, 1)] * 2), (-1.0, None, [fake_eval(10, 1)] * 2),
                (-2.0, None, [fake_eval(11, 1.5)] * 2)]
     assert shifting.best_shift(results) == -1.0  # the lowest mean FID over seeds
@@ -46,8 +49,8 @@ def test_interval_verdicts():
 def test_sweep_claims_compare_the_paper_value_with_each_other_shift():
     rec = Recorder(None, "t")
     paper2, paper4 = PAPER_SHIFTS[2], PAPER_SHIFTS[4]
-    sweep2 = [(0.0, None, [fake_eval(30, 1)]), (paper2, None, [fake_eval(10, 1)])]
-    sweep3 = [(0.0, None, [fake_eval(10, 0.3)]), (paper4, None, [fake_eval(10.2, 0.3)])]
+    sweep2 = [(0.0, None, [fake_eval(30, 1)] * 3), (paper2, None, [fake_eval(10, 1)] * 3)]
+    sweep3 = [(0.0, None, [fake_eval(10, 0.3)] * 3), (paper4, None, [fake_eval(10.2, 0.3)] * 3)]
     shifting.record_sweeps(rec, sweep2, sweep3)
     # log(1/8) beats none clearly; log(1/32) vs none lies within the 10% margin
     assert [c.verdict for c in rec.claims] == ["agrees", "no effect"]

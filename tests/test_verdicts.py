@@ -19,9 +19,9 @@ from ldlib.reproduction.study import compare, floors_text, record_floors
 
 def test_judge_difference_four_verdicts():
     # the paper says a - b < 0 (a's FID lower); scale 100, delta 10% -> band +-10
-    assert judge_difference(-5.0, (-8.0, -2.0), -1, 100.0).verdict == "agrees"
-    assert judge_difference(5.0, (2.0, 8.0), -1, 100.0).verdict == "disagrees"
-    assert judge_difference(1.0, (-4.0, 6.0), -1, 100.0).verdict == "no effect"
+    assert judge_difference(-5.0, (-8.0, -2.0), -1, 100.0, seeds=3).verdict == "agrees"
+    assert judge_difference(5.0, (2.0, 8.0), -1, 100.0, seeds=2).verdict == "disagrees"
+    assert judge_difference(1.0, (-4.0, 6.0), -1, 100.0, seeds=3).verdict == "no effect"
     wide = judge_difference(-5.0, (-25.0, 15.0), -1, 100.0, seeds=3)
     assert wide.verdict == "unresolved"
     # half-width 20 must shrink below |diff| 5 or fit in the band (10 - 5 = 5): the seeds' sd is
@@ -29,7 +29,14 @@ def test_judge_difference_four_verdicts():
     # with the 3-seed quantile kept would say 48
     assert wide.seeds_to_resolve == 13
     # a difference that excludes 0 is decided even when small: its sign is what the paper claims
-    assert judge_difference(-0.5, (-0.9, -0.1), -1, 100.0).verdict == "agrees"
+    assert judge_difference(-0.5, (-0.9, -0.1), -1, 100.0, seeds=3).verdict == "agrees"
+    # one training seed decides nothing, however narrow its interval (the sample bootstrap's alone); what would
+    # decide it takes the seeds' spread to be the samples' (half 3 -> sd 1.53): t(1) 1.53 / sqrt(2) = 13.8 > 5,
+    # t(2) 1.53 / sqrt(3) = 3.8 <= 5
+    for ci in [(-8.0, -2.0), (2.0, 8.0), (-4.0, 6.0)]:
+        one = judge_difference(sum(ci) / 2, ci, -1, 100.0, seeds=1)
+        assert one.verdict == "unresolved" and one.seeds_to_resolve >= 2
+    assert judge_difference(-5.0, (-8.0, -2.0), -1, 100.0, seeds=1).seeds_to_resolve == 3
     with pytest.raises(ValueError):
         judge_difference(0.0, (-1, 1), 0, 1.0)
 
@@ -44,11 +51,13 @@ def test_the_verdict_reads_off_the_difference_in_the_papers_units():
     rng = np.random.default_rng(3)
     for _ in range(300):
         diff, half, sign = rng.normal(0, 10), rng.uniform(0.1, 20), int(rng.choice([-1, 1]))
-        judged = judge_difference(diff, (diff - half, diff + half), sign, rng.uniform(1, 100), rng.uniform(0.05, 0.3))
+        seeds = int(rng.integers(1, 6))
+        judged = judge_difference(diff, (diff - half, diff + half), sign, rng.uniform(1, 100), rng.uniform(0.05, 0.3),
+                                  seeds)
         x, lo, hi = in_paper_units(judged.effect)
         assert lo <= x <= hi
-        expected = ("agrees" if lo > 0 else "disagrees" if hi < 0 else "no effect" if -1 <= lo and hi <= 1
-                    else "unresolved")
+        expected = ("unresolved" if seeds < 2 else "agrees" if lo > 0 else "disagrees" if hi < 0
+                    else "no effect" if -1 <= lo and hi <= 1 else "unresolved")
         assert judged.verdict == expected
 
 
@@ -60,7 +69,7 @@ def test_claims_figure_draws_each_judged_claim_and_goes_with_them(tmp_path):
     from ldlib.reproduction.runner import write_summary
 
     rec = Recorder(tmp_path / "smoke" / "05_table1", "05_table1")
-    judged = [judge_difference(-3.0, (-5.0, -1.0), -1, 20.0), judge_difference(1.0, (-30.0, 32.0), 1, 10.0)]
+    judged = [judge_difference(-3.0, (-5.0, -1.0), -1, 20.0, seeds=3), judge_difference(1.0, (-30.0, 32.0), 1, 10.0)]
     for i, j in enumerate(judged):
         rec.claim(f"claim {i}", "p", "w", verdict=j.verdict, seeds_to_resolve=j.seeds_to_resolve, effect=j.effect)
     rec.claim("fewer FLOPs", "p", "w", True, kind=ANALYTIC)  # no paired difference: not drawn
@@ -79,6 +88,9 @@ def test_claims_figure_draws_each_judged_claim_and_goes_with_them(tmp_path):
     assert "![every empirical claim](claims.png)" in summary
     # the same tally as the report's: one claim each agrees / unresolved, one analytic check
     assert "- Empirical claims (trained models), 2: 1 agrees, 0 disagrees, 0 no effect, 1 unresolved" in summary
+    # claim 1 was judged on one seed: the tally says why it is unresolved
+    assert "1 unresolved (1 of the unresolved rest on fewer than 2 training seeds)" in summary
+    assert "(1 of the unresolved rest on fewer than 2 training seeds)" in page
     assert "- Analytic checks (true by construction or exact computation), 1: 1 agrees, 0 disagrees" in summary
     metrics_json = rec.output_dir / "metrics.json"
     saved = json.loads(metrics_json.read_text())
@@ -95,7 +107,10 @@ def test_seeds_to_reach_uses_the_t_quantile_of_the_new_seed_count():
         s = half * np.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1)
         width = lambda k: stats.t.ppf(0.975, k - 1) * s / np.sqrt(k)  # noqa: E731
         assert n > seeds and width(n) <= target < width(n - 1)
-    assert seeds_to_reach(20.0, 1, 5.0) == 16  # one seed: the sample bootstrap's interval, 1 / sqrt(n)
+    # one seed: the seeds' sd taken to be the sample bootstrap's (20 / 1.96 = 10.2); t(n - 1) 10.2 / sqrt(n) <= 5
+    # first at n = 19 (t 2.10); and at least two seeds even where the bootstrap's interval is already narrow
+    assert seeds_to_reach(20.0, 1, 5.0) == 19
+    assert seeds_to_reach(1.0, 1, 5.0) == 2
     assert seeds_to_reach(4.0, 3, 5.0) == 3  # already narrow enough
     assert seeds_to_reach(1e6, 3, 1e-6) == 10_000  # capped
 
@@ -130,7 +145,7 @@ def test_report_tallies_analytic_apart_from_empirical(tmp_path):
     (folder / "provenance.json").write_text(json.dumps({"status": "ok"}))
     page = build_report(tmp_path / "smoke")
     assert "Empirical claims (trained models), 2:" in page and "Analytic checks" in page
-    assert "<span class='no-effect'>1 no effect</span>" in page
+    assert "<span class='no-effect'>1 no effect</span>" in page and "training seeds)" not in page
 
 
 def test_precision_recall_separate_fidelity_from_diversity():
@@ -183,8 +198,10 @@ def test_paired_difference_and_compare_across_seeds():
     assert c.effect["diff"] == pytest.approx(d) and c.effect["seeds"] == 3  # the numbers the figure draws
     compare(rec, "bad beats good", "p", ("bad", bad), ("good", good), "fid", True)
     assert rec.claims[-1].verdict == "disagrees"
-    compare(rec, "same", "p", ("a", good[0]), ("b", good[0]), "kid", True)
+    compare(rec, "same", "p", ("a", good[:2]), ("b", good[:2]), "kid", True)
     assert rec.claims[-1].verdict == "no effect"  # a model against itself: exactly zero, inside any margin
+    compare(rec, "same, one seed", "p", ("a", good[0]), ("b", good[0]), "kid", True)
+    assert rec.claims[-1].verdict == "unresolved"  # ... but one training seed decides nothing
     with pytest.raises(ValueError, match="one evaluation per seed"):
         paired_difference(good, bad[:2], "fid")
 

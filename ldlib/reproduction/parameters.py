@@ -24,8 +24,9 @@ from .table1 import RULES as TABLE1_RULES
 PROFILES = ("smoke", "quick", "default", "paper")
 #: profiles whose results are a first pass, labelled indicative in summary.md and the report (what they lack)
 INDICATIVE = {"smoke": "the plumbing test: tiny models and budgets, its numbers mean nothing",
-              "quick": "a first pass: one training seed, 12,800 images per model, 128 samples; verdicts are "
-                       "indicative, the default profile decides"}
+              "quick": "a first pass: one training seed, 12,800 images per model, 128 samples; its empirical "
+                       "claims stay unresolved (one seed cannot decide one), their findings give one seed's "
+                       "direction, the default profile decides"}
 
 
 class ParameterError(ValueError):

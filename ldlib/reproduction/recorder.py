@@ -61,11 +61,17 @@ VERDICTS = (AGREES, DISAGREES, NO_EFFECT, UNRESOLVED)
 ANALYTIC, EMPIRICAL = "analytic", "empirical"
 #: delta where the paper prints no number for an effect: 10% of the compared value.
 DEFAULT_DELTA = 0.10
+#: Training seeds a verdict other than unresolved needs. With one seed the interval is the sample bootstrap's
+#: alone: it leaves out the spread between training runs (another initialisation and data order), which the
+#: protocol's interval nests the bootstrap inside, so it cannot decide a claim however narrow it is.
+MIN_SEEDS_TO_DECIDE = 2
 #: How a claim's verdict is read, for the reader of summary.md and report.html alike.
 VERDICT_LEGEND = ("An empirical claim agrees when the 95% interval of our paired difference excludes 0 on the "
                   "paper's side, disagrees when it excludes 0 on the other side, shows no effect when it lies "
                   "within ±δ of 0 (δ the paper's own relative effect, 10% where it prints none), and is unresolved "
-                  "otherwise (with the number of seeds the measured spread says would decide it). Analytic checks "
+                  "otherwise (with the number of seeds the measured spread says would decide it); a claim resting "
+                  f"on fewer than {MIN_SEEDS_TO_DECIDE} training seeds is unresolved whatever its interval, since "
+                  "the sample bootstrap alone leaves out the spread between training runs. Analytic checks "
                   "(true by construction or exact computation) are counted apart.")
 
 
@@ -98,17 +104,21 @@ def judge_difference(diff: float, ci: tuple[float, float], paper_sign: int, scal
     """Judge ``diff`` = a - b with its 95% interval ``ci`` where the paper says ``sign(a - b) == paper_sign``;
     ``delta`` is the paper's own relative effect (or :data:`DEFAULT_DELTA`), taken of ``scale`` (the value
     the effect is relative to, e.g. b's FID). An interval that excludes 0 decides the sign; else one inside
-    +-delta*|scale| says there is no effect of the paper's size; else the claim is unresolved."""
+    +-delta*|scale| says there is no effect of the paper's size; else the claim is unresolved. So is any
+    difference measured on fewer than :data:`MIN_SEEDS_TO_DECIDE` training ``seeds`` (its interval, the sample
+    bootstrap's, leaves out the training-seed spread), with the seeds that would decide it if the training
+    spread were no larger than the sample spread (a lower bound)."""
     if paper_sign not in (1, -1):
         raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign}")
     lo, hi = ci
     band = delta * abs(scale)
     effect = {"diff": float(diff), "ci": [float(lo), float(hi)], "paper_sign": paper_sign, "margin": float(band),
               "seeds": seeds}
-    if lo > 0 or hi < 0:
-        return Judgement(AGREES if (1 if lo > 0 else -1) == paper_sign else DISAGREES, effect=effect)
-    if -band <= lo and hi <= band:
-        return Judgement(NO_EFFECT, effect=effect)
+    if seeds >= MIN_SEEDS_TO_DECIDE:
+        if lo > 0 or hi < 0:
+            return Judgement(AGREES if (1 if lo > 0 else -1) == paper_sign else DISAGREES, effect=effect)
+        if -band <= lo and hi <= band:
+            return Judgement(NO_EFFECT, effect=effect)
     half = (hi - lo) / 2
     targets = [abs(diff)] if diff != 0 else []  # a half-width below |diff| decides the sign
     if abs(diff) < band:  # one below band - |diff| fits the interval inside +-band: no effect
@@ -135,17 +145,17 @@ def seeds_to_reach(half: float, seeds: int, target: float, most: int = 10_000) -
     across seeds (``metrics.across_seeds``): half = t(0.975, n - 1) s / sqrt(n), so the quantile shrinks with
     n too (4.30 at 3 seeds, 2.26 at 10); scaling ``half`` by sqrt(seeds / n) alone asks several times too
     many seeds of a 3-seed interval (48 against 13 in the tests). One seed: the interval is the sample
-    bootstrap's, training-seed spread unmeasured, so the estimate assumes it equals the sample spread
-    (1 / sqrt(n)). At most ``most``."""
-    if target <= 0 or half <= target:
+    bootstrap's (half = 1.96 s), training-seed spread unmeasured, so the estimate takes the seeds' standard
+    deviation to be that s, a lower bound, and asks for at least :data:`MIN_SEEDS_TO_DECIDE` seeds. At most
+    ``most``."""
+    if target <= 0 or (half <= target and seeds >= MIN_SEEDS_TO_DECIDE):
         return seeds
-    if seeds < 2:
-        return min(most, math.ceil((half / target) ** 2))
     from scipy import stats
 
-    s = half * math.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1)  # the seeds' standard deviation
+    # the seeds' standard deviation: measured from two seeds on, else taken to be the sample bootstrap's
+    s = half * math.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1) if seeds >= 2 else half / 1.96
     # t > 1.96 always, so the n the normal quantile asks for is a lower bound: start the search there
-    n = min(most, max(seeds + 1, math.floor((1.96 * s / target) ** 2)))
+    n = min(most, max(seeds + 1, MIN_SEEDS_TO_DECIDE, math.floor((1.96 * s / target) ** 2)))
     while n < most and stats.t.ppf(0.975, n - 1) * s / math.sqrt(n) > target:
         n += 1
     return n

@@ -15,8 +15,8 @@ from typing import Mapping
 
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, NotebookSpec
-from .recorder import (ANALYTIC, EMPIRICAL, VERDICT_LEGEND, VERDICTS, claim_verdict, fmt, fmt_ci, in_paper_units,
-                       protocol_line, verdict_text)
+from .recorder import (ANALYTIC, EMPIRICAL, MIN_SEEDS_TO_DECIDE, UNRESOLVED, VERDICT_LEGEND, VERDICTS, claim_verdict,
+                       fmt, fmt_ci, in_paper_units, protocol_line, verdict_text)
 
 #: the figure of every empirical claim's paired difference (:func:`write_claims_figure`), beside summary.md
 CLAIMS_FIGURE = "claims.png"
@@ -68,22 +68,36 @@ def tally(claims: list[dict]) -> dict[str, dict[str, int]]:
     return out
 
 
+def too_few_seeds(claims: list[dict]) -> int:
+    """The unresolved claims whose paired difference rests on fewer than ``MIN_SEEDS_TO_DECIDE`` training seeds:
+    unresolved for that alone, whatever their interval (``recorder.judge_difference``)."""
+    return sum(1 for c in claims if c.get("kind", EMPIRICAL) == EMPIRICAL and claim_verdict(c) == UNRESOLVED
+               and (c.get("effect") or {}).get("seeds", MIN_SEEDS_TO_DECIDE) < MIN_SEEDS_TO_DECIDE)
+
+
 _TALLY_LABELS = ((EMPIRICAL, "Empirical claims (trained models)"),
                  (ANALYTIC, "Analytic checks (true by construction or exact computation)"))
 
 
-def _tally_html(counts: dict[str, dict[str, int]]) -> str:
+def _too_few_text(kind: str, few: int) -> str:
+    return (f" ({few} of the unresolved rest on fewer than {MIN_SEEDS_TO_DECIDE} training seeds)"
+            if kind == EMPIRICAL and few else "")
+
+
+def _tally_html(counts: dict[str, dict[str, int]], few: int = 0) -> str:
     lines = []
     for kind, label in _TALLY_LABELS:
         spans = "".join(f"<span class='{_css(v)}'>{n} {v}</span>" for v, n in counts[kind].items())
-        lines.append(f"<p class=tally>{label}, {sum(counts[kind].values())}: {spans}</p>")
+        lines.append(f"<p class=tally>{label}, {sum(counts[kind].values())}: {spans}"
+                     f"{html.escape(_too_few_text(kind, few))}</p>")
     return "".join(lines)
 
 
-def tally_markdown(counts: dict[str, dict[str, int]]) -> list[str]:
-    """The tally of :func:`tally` as Markdown lines, one per kind of claim, for ``summary.md``."""
+def tally_markdown(counts: dict[str, dict[str, int]], few: int = 0) -> list[str]:
+    """The tally of :func:`tally` as Markdown lines, one per kind of claim, for ``summary.md``; ``few``: the
+    empirical claims unresolved for want of training seeds (:func:`too_few_seeds`)."""
     return [f"- {label}, {sum(counts[kind].values())}: " + ", ".join(f"{n} {v}" for v, n in counts[kind].items())
-            for kind, label in _TALLY_LABELS]
+            + _too_few_text(kind, few) for kind, label in _TALLY_LABELS]
 
 
 def _metrics(metrics: list[dict]) -> str:
@@ -167,7 +181,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
 <p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
 (arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
 the column <i>paper (reference)</i>. {html.escape(VERDICT_LEGEND)}</p>
-{_tally_html(tally(claims))}
+{_tally_html(tally(claims), too_few_seeds(claims))}
 {_claims_figure_html(profile_dir)}
 <table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>
 {''.join(status_rows)}</table>

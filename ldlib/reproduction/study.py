@@ -19,7 +19,7 @@ from ..config import DiffusionConfig, TrainConfig, model_config
 from ..data.datasets import data_spec
 from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, paired_difference
 from ..training import TrainResult
-from .recorder import DEFAULT_DELTA, EMPIRICAL, Recorder, fmt, fmt_ci, judge_difference
+from .recorder import DEFAULT_DELTA, EMPIRICAL, MIN_SEEDS_TO_DECIDE, Recorder, fmt, fmt_ci, judge_difference
 from .run_cache import trained_model
 
 
@@ -227,7 +227,7 @@ def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tup
     """Record the paper's claim "a beats b on ``metric``" judged by the 95% interval of the paired difference
     a - b (same prompts and sampling noise; one evaluation per training seed, paired by seed index): agrees,
     disagrees, no effect within +-``delta`` (relative to b; the paper's own effect size where it prints one),
-    or unresolved with the seeds that would decide it (``recorder.judge_difference``)."""
+    or unresolved with the seeds that would decide it (``recorder.judge_difference``; always with one seed)."""
     (na, ea), (nb, eb) = a, b
     arm_a, arm_b = _seeds(ea), _seeds(eb)
     diff, ci, seeds = paired_difference(arm_a, arm_b, metric)
@@ -238,6 +238,9 @@ def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tup
     va = sum(metric_value(e, metric)[0] for e in arm_a) / len(arm_a)
     finding = (f"{na} {fmt(va)} vs {nb} {fmt(scale)}; {na} - {nb} = {fmt(diff)} {fmt_ci(ci)} "
                f"({seeds} seed{'s' if seeds > 1 else ''}; paired; margin ±{delta:.0%} of {nb})")
+    if seeds < MIN_SEEDS_TO_DECIDE:
+        finding += (f"; the interval is the sample bootstrap's alone, training-seed spread unmeasured: no verdict "
+                    f"from fewer than {MIN_SEEDS_TO_DECIDE} seeds")
     rec.claim(key, paper_says, finding, verdict=judged.verdict, kind=EMPIRICAL,
               seeds_to_resolve=judged.seeds_to_resolve, effect=judged.effect)
     return f"{metric.upper()}: {na} - {nb} = {fmt(diff)} {fmt_ci(ci)}, {judged.verdict}"
