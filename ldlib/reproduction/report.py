@@ -84,7 +84,8 @@ def _too_few_text(kind: str, few: int) -> str:
             if kind == EMPIRICAL and few else "")
 
 
-def _tally_html(counts: dict[str, dict[str, int]], few: int = 0) -> str:
+def _tally_html(claims: list[dict]) -> str:
+    counts, few = tally(claims), too_few_seeds(claims)
     lines = []
     for kind, label in _TALLY_LABELS:
         spans = "".join(f"<span class='{_css(v)}'>{n} {v}</span>" for v, n in counts[kind].items())
@@ -93,9 +94,10 @@ def _tally_html(counts: dict[str, dict[str, int]], few: int = 0) -> str:
     return "".join(lines)
 
 
-def tally_markdown(counts: dict[str, dict[str, int]], few: int = 0) -> list[str]:
-    """The tally of :func:`tally` as Markdown lines, one per kind of claim, for ``summary.md``; ``few``: the
+def tally_markdown(claims: list[dict]) -> list[str]:
+    """The tally of :func:`tally` as Markdown lines, one per kind of claim, for ``summary.md``, with the
     empirical claims unresolved for want of training seeds (:func:`too_few_seeds`)."""
+    counts, few = tally(claims), too_few_seeds(claims)
     return [f"- {label}, {sum(counts[kind].values())}: " + ", ".join(f"{n} {v}" for v, n in counts[kind].items())
             + _too_few_text(kind, few) for kind, label in _TALLY_LABELS]
 
@@ -181,7 +183,7 @@ def build_report(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTEB
 <p>Khwaja et al., <i>Layered Diffusion Model for One-Shot High Resolution Text-to-Image Synthesis</i>
 (arXiv 2407.06079). Every number here was computed by the linked notebook; the paper's numbers appear only in
 the column <i>paper (reference)</i>. {html.escape(VERDICT_LEGEND)}</p>
-{_tally_html(tally(claims), too_few_seeds(claims))}
+{_tally_html(claims)}
 {_claims_figure_html(profile_dir)}
 <table><tr><th>notebook</th><th>status</th><th>commit</th><th>started (UTC)</th><th>wall time</th></tr>
 {''.join(status_rows)}</table>

@@ -35,7 +35,7 @@ from ..runtime import progress as live
 from ..runtime.files import atomic_write_text, read_json
 from .parameters import INDICATIVE, NOTEBOOKS, PROFILES, NotebookSpec, ParameterError, resolve_names
 from .recorder import VERDICT_LEGEND, claims_table, metrics_table
-from .report import CLAIMS_FIGURE, tally, tally_markdown, too_few_seeds, write_claims_figure, write_report
+from .report import CLAIMS_FIGURE, tally_markdown, write_claims_figure, write_report
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ldlib", "torch", "numpy", "scipy", "matplotlib", "papermill", "transformers", "torchmetrics")
@@ -442,7 +442,7 @@ def write_summary(profile_dir: Path, registry: Mapping[str, NotebookSpec] = NOTE
         if metrics.get("figures"):
             sections += ["Figures: " + ", ".join(f"[{f}]({name}/{f})" for f in metrics["figures"]), ""]
     if claims:
-        lines += ["", "The paper's claims by verdict:", "", *tally_markdown(tally(claims), too_few_seeds(claims))]
+        lines += ["", "The paper's claims by verdict:", "", *tally_markdown(claims)]
     if write_claims_figure(profile_dir) is not None:
         lines += ["", "Every empirical claim at a glance: its paired difference with the 95% interval, divided by the "
                   "paper's effect size and signed so that right is the paper's direction (colour: verdict).", "",
