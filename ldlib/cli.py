@@ -196,8 +196,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) -> None:
     """Score ``table``'s runs as notebook 05 does (the held-out secondary only under its first rule), print each
     budget's FID and KID per seed, then what the notebook will conclude from them: Table 1 at the largest budget,
-    the paired layered - single differences along the budget curve and the claims with their verdicts (the
-    notebook's own ``record_table1``, so an interim read-out of a long campaign is the notebook's numbers)."""
+    the paired layered - single differences along the budget curve, the claims with their verdicts and the side
+    each budget's difference puts ahead (the notebook's own ``record_table1`` and ``ordering_text``, so an interim
+    read-out of a long campaign is the notebook's numbers)."""
     from .reproduction import table1
     from .reproduction.recorder import Recorder, claims_table, metrics_table
 
@@ -218,7 +219,8 @@ def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) 
         table1.record_heldout(rec, table, protocols.heldout, rule)
     differences = [asdict(m) for m in rec.metrics if " - " in m.key]  # layered - single, paired across seeds
     print(f"\n## Schedule rule: {rule}\n\n{table1.table_markdown(table)}\n\n{metrics_table(differences)}\n\n"
-          f"{claims_table([asdict(c) for c in rec.claims])}\n", flush=True)
+          f"{claims_table([asdict(c) for c in rec.claims])}\n\nAlong the budget: {table1.ordering_text(table)}.\n",
+          flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

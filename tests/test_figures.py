@@ -80,6 +80,18 @@ def test_budget_curves_draw_each_models_seed_mean_and_each_pairs_interval():
     assert any(np.allclose([s[:, 1] for s in c.get_segments()], [[-1.0, 0.0], [-0.7, -0.3]]) for c in bars)
 
 
+def test_budget_curves_draw_each_seeds_own_difference_beside_its_interval():
+    points = {"single32": {100: [3.0, 4.0, 5.0]}, "layered32": {100: [2.5, 4.5, 4.0]}}
+    diffs = {"layered32 - single32": {100: (-0.33, (-2.0, 1.3))}}
+    right = plots.budget_curves(points, diffs, seed_differences={"layered32 - single32": {100: [-0.5, 0.5, -1.0]}}).axes[1]
+    dots = [c.get_offsets() for c in right.collections if len(c.get_offsets()) == 3]
+    assert len(dots) == 1 and sorted(dots[0][:, 1].tolist()) == [-1.0, -0.5, 0.5]
+    assert np.all(dots[0][:, 0] > 100)  # beside the interval at x = 100, not on it
+    assert "single seeds" in right.get_title()
+    bare = plots.budget_curves(points, diffs).axes[1]
+    assert not any(len(c.get_offsets()) == 3 for c in bare.collections) and "seeds" not in bare.get_title()
+
+
 def test_budget_curves_draw_each_floor_in_its_resolutions_colour():
     points = {"single32": {100: [3.0], 200: [2.0]}, "single64": {100: [5.0], 200: [4.0]}}
     left = plots.budget_curves(points, {}, floors={64: 1.5, 32: 0.5}).axes[0]

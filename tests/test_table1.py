@@ -142,6 +142,19 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     assert text.count("\n") == 6 and "*layered512*" in text  # header, rule, five rows; paper rows labelled
     points = table1.curve_points(table, "fid")
     assert list(points["layered64"]) == [8, 24] and len(points["layered64"][24]) == 2
+    # each seed's own difference, the spread the across-seed interval is built from; their mean is its centre
+    per_seed = table1.curve_seed_differences(table, "fid")["layered64 - single64"]
+    assert per_seed[24] == pytest.approx([a.scores.fid - b.scores.fid
+                                          for a, b in zip(table[4].evaluations[24], table[3].evaluations[24])])
+    centre = table1.curve_differences(table, "fid")["layered64 - single64"]
+    assert list(per_seed) == list(centre) == [8, 24]
+    assert all(np.mean(per_seed[b]) == pytest.approx(centre[b][0], rel=1e-3) for b in (8, 24))
+    # the ordering along the budget, written from those intervals: each budget's side, grouped
+    text = table1.ordering_text(table)
+    d, ci = centre[24]
+    side = "interval spans 0" if ci[0] <= 0 <= ci[1] else "layered better" if ci[1] < 0 else "single better"
+    assert f"FID layered64 - single64 along the budget: 8 images " in text and f"24 images {fmt(d)} " in text
+    assert f"{side} at " in text and "alignment layered64 - single64 at 24 images" in text
     # the curve's numbers: every model at every budget, the seeds' mean at the curve's count and their range
     shown = table1.record_curve(sub, table, "none")
     point = {m.key: m for m in sub.metrics}["FID layered64 (shifts: none) at 24 images, 4 samples"]
@@ -197,6 +210,7 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     assert "FID layered32 - single32 at 8 images" in first and "layered32 - single32, held-out concepts" in first
     claims = [line for line in first.splitlines() if line.startswith("| layered beats single on")]
     assert len(claims) == 2 and all(line.split("|")[-2].strip().split()[0] in VERDICTS for line in claims)
+    assert "Along the budget: FID layered32 - single32 along the budget: 8 images " in first
     p = NOTEBOOKS["05_table1"].parameters("smoke", small)
     protocols = table1.evaluators(data_spec(p["dataset"], seed=0, data_size=32), p)
     table = train_rows(p["preset"], data_spec(p["dataset"], seed=0, data_size=32),
@@ -245,3 +259,16 @@ def test_the_plan_prices_a_row_never_measured_from_its_flops(tmp_path):
     text = plan_markdown(runs)
     assert "| paper | c | 0 | 0 / 1,000 | — | 5 min (est.) |" in text and "estimated from FLOPs per image: c" in text
     assert row_speeds([planned("c", 400, None)]) == ({}, set())  # nothing measured: nothing to scale
+
+
+def test_ordering_text_groups_budgets_by_the_side_their_interval_puts_ahead(monkeypatch):
+    curve = {12800: (-16.7, (-26.1, -7.4)), 51200: (-0.9, (-13.4, 11.5)), 102400: (1.4, (-19.4, 22.2))}
+    monkeypatch.setattr(table1, "curve_differences", lambda table, metric: {"layered32 - single32": curve})
+    monkeypatch.setattr(table1, "final_differences", lambda table: [
+        ("alignment layered32 - single32", (-0.084, (-0.131, -0.037)), 102400),
+        ("KID layered32 - single32", (0.03, (0.01, 0.05)), 102400)])
+    text = table1.ordering_text([])
+    assert text.startswith("FID layered32 - single32 along the budget: 12,800 images -16.7 [-26.1, -7.4], ")
+    assert text.endswith("(layered better at 12,800 images; interval spans 0 at 51,200 and 102,400 images); "
+                         "alignment layered32 - single32 at 102,400 images -0.084 [-0.131, -0.037] (single better); "
+                         "KID layered32 - single32 at 102,400 images 0.03 [0.01, 0.05] (single better)")

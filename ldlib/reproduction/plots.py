@@ -293,14 +293,16 @@ def _target(name: str) -> str:
 def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                   differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]], metric: str = "FID",
                   xlabel: str = "images seen", title: str = "layered - single", note: str = "",
-                  floors: Mapping[int, float] | None = None):
+                  floors: Mapping[int, float] | None = None,
+                  seed_differences: Mapping[str, Mapping[float, Sequence[float]]] | None = None):
     """Left: each model's ``metric`` against its budget (images seen, or training seconds for a time-to-quality
     curve), one marker per training seed (filled circles layered, open squares single) and a line through
     the seeds' means; ``note`` (e.g. the sample count behind every point) goes under its title; ``floors`` maps a
     target resolution to the metric of real images at the points' sample count, drawn as a dotted line in that
     resolution's colour (how far the models are from what real images score). Right: each
     pair's paired difference per budget with its 95% interval (below 0: the first model is better), so a reader
-    sees whether the ordering holds as training grows."""
+    sees whether the ordering holds as training grows, and ``seed_differences`` (the same keys: one difference
+    per training seed) as small open markers beside each interval: the spread between seeds it is built from."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     # one colour per target resolution (its single and layered model side by side), solid lines for layered
     colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}
@@ -339,12 +341,18 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         lo = means - np.array([curve[b][1][0] for b in budgets])
         hi = np.array([curve[b][1][1] for b in budgets]) - means
         shift = 1 + 0.03 * (i - (len(differences) - 1) / 2)  # side by side on the log axis
-        bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name,
-                    color=colours.get(_target(name.split(" - ")[0]), f"C{i}"))
+        color = colours.get(_target(name.split(" - ")[0]), f"C{i}")
+        bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name, color=color)
+        seeds = (seed_differences or {}).get(name, {})
+        for b in budgets:  # a little right of the interval, so neither hides the other
+            if seeds.get(b):
+                bx.scatter([b * shift * 1.04] * len(seeds[b]), seeds[b], s=14, marker="D", facecolors="none",
+                           edgecolors=color, alpha=0.8, linewidths=0.9)
     bx.axhline(0, color="grey", lw=0.8)
     bx.set_xlabel(xlabel)
     bx.set_ylabel(f"{metric} difference")
-    bx.set_title(f"{title}, paired, 95% interval (< 0: {title.split(' - ')[0]} better)")
+    seeds_note = ", diamonds: single seeds" if seed_differences else ""
+    bx.set_title(f"{title}, paired, 95% interval{seeds_note}\n(< 0: {title.split(' - ')[0]} better)")
     if differences:
         bx.legend(fontsize=8)
     fig.tight_layout()

@@ -269,6 +269,17 @@ def curve_differences(table: list[Row], metric: str) -> dict[str, dict[int, tupl
     return out
 
 
+def curve_seed_differences(table: list[Row], metric: str) -> dict[str, dict[int, list[float]]]:
+    """Layered minus single ``metric`` per budget for each training seed alone (same seed index, prompts and
+    noise), keyed as :func:`curve_differences`: the spread between seeds that its intervals are built from, drawn
+    beside them so a reader sees whether one seed could have decided the ordering."""
+    return {f"{layered.name} - {single.name}": {
+                images: [metric_value(a, metric)[0] - metric_value(b, metric)[0]
+                         for a, b in zip(layered.evaluations[images], single.evaluations[images])]
+                for images in sorted(layered.evaluations) if images in single.evaluations}
+            for layered, single in pairs(table)}
+
+
 def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[float, float]], int]]:
     """Layered minus single KID and text alignment at the largest budget (paired across seeds, like the FID
     curve): the metrics Table 1's claims leave out, so a difference there is seen (``KID layered32 - single32``)."""
@@ -324,6 +335,31 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
                 (layered.name, layered.evaluations[last]), (single.name, single.evaluations[last]),
                 metric.lower(), True, delta=delta))
     return "; ".join(findings)
+
+
+def _better(ci: tuple[float, float], lower_is_better: bool = True) -> str:
+    """Which side a layered - single interval puts ahead, or that it spans 0."""
+    if ci[0] <= 0 <= ci[1]:
+        return "interval spans 0"
+    return "layered better" if (ci[1] < 0) == lower_is_better else "single better"
+
+
+def ordering_text(table: list[Row]) -> str:
+    """Whether the ordering holds as training grows (issue 17's question of the budget curve), written from the
+    paired FID differences at every budget, then the metrics no claim covers (KID, text alignment) at the
+    largest one: each with its interval and the side it puts ahead, budgets grouped by that side."""
+    parts = []
+    for name, curve in curve_differences(table, "fid").items():
+        steps = ", ".join(f"{images:,} images {fmt(d)} {fmt_ci(ci)}" for images, (d, ci) in curve.items())
+        sides: dict[str, list[str]] = {}
+        for images, (_, ci) in curve.items():
+            sides.setdefault(_better(ci), []).append(f"{images:,}")
+        grouped = "; ".join(f"{side} at {' and '.join(budgets)} images" for side, budgets in sides.items())
+        parts.append(f"FID {name} along the budget: {steps} ({grouped})")
+    for name, (d, ci), images in final_differences(table):
+        parts.append(f"{name} at {images:,} images {fmt(d)} {fmt_ci(ci)} "
+                     f"({_better(ci, lower_is_better=not name.startswith('alignment'))})")
+    return "; ".join(parts)
 
 
 def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: str = "paper") -> str:
