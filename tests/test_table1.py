@@ -272,3 +272,33 @@ def test_ordering_text_groups_budgets_by_the_side_their_interval_puts_ahead(monk
     assert text.endswith("(layered better at 12,800 images; interval spans 0 at 51,200 and 102,400 images); "
                          "alignment layered32 - single32 at 102,400 images -0.084 [-0.131, -0.037] (single better); "
                          "KID layered32 - single32 at 102,400 images 0.03 [0.01, 0.05] (single better)")
+
+
+def test_noise_reliance_is_recorded_per_layered_row_against_its_single_row():
+    # two seeds; rows: t x [as trained, base noise independent]; the single row has no lower level (columns equal)
+    layered = [np.array([[1.0, 4.0], [1.0, 2.0]]), np.array([[2.0, 4.0], [2.0, 6.0]])]
+    single = [np.array([[2.0, 2.0], [2.0, 2.0]]), np.array([[2.0, 2.0], [2.0, 2.0]])]
+    found = {"layered32": table1.Reliance("single32", 102400, layered, single)}
+    rec = Recorder(None, "t")
+    text = table1.record_noise_reliance(rec, found, "none")
+    vs, own = rec.metrics
+    assert vs.key == "top-level error as trained, layered32 / single32 (shifts: none)"
+    assert vs.value == pytest.approx((0.5 + 1.0) / 2) and vs.ci[0] < 0.5 and vs.ci[1] > 1.0
+    assert own.key == "top-level error, base noise independent / as trained, layered32 (shifts: none)"
+    assert own.value == pytest.approx((3.0 + 2.5) / 2) and "2 training seeds at 102,400 images" in own.note
+    assert text.startswith("layered32 (shifts: none): top-level error as trained 0.75x single32's [")
+    assert "2.75x its own [" in text
+    curves = table1.reliance_curves({"none": found})
+    assert list(curves) == ["none: layered32", "none: single32"] and curves["none: single32"] is single
+
+
+def test_seed_interval_is_students_t_across_seeds_and_none_for_one_seed():
+    from scipy import stats
+
+    from ldlib.reproduction.recorder import seed_interval
+
+    assert seed_interval([2.0]) == (2.0, None)
+    mean, (lo, hi) = seed_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and hi - mean == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+    with pytest.raises(ValueError, match="one value per training seed"):
+        seed_interval([])

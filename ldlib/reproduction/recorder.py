@@ -161,6 +161,21 @@ def seeds_to_reach(half: float, seeds: int, target: float, most: int = 10_000) -
     return n
 
 
+def seed_interval(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
+    """The mean of one number per training seed and its 95% Student's t interval across them (None for one
+    seed: its spread across seeds is unmeasured)."""
+    if not len(values):
+        raise ValueError("one value per training seed needed, got none")
+    mean = float(sum(values) / len(values))
+    if len(values) < 2:
+        return mean, None
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
+    return mean, (mean - half, mean + half)
+
+
 @dataclass
 class Claim:
     """A statement of the paper checked by a computation. ``verdict`` is one of :data:`VERDICTS`;

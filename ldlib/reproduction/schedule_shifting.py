@@ -19,7 +19,7 @@ from ..pyramid import downsample
 from ..schedules import PAPER_SHIFTS, LayeredSchedule, cosine_t_at_logsnr, simple_diffusion_shift
 from ..training import TrainResult
 from . import paper_numbers
-from .recorder import ANALYTIC, Recorder
+from .recorder import ANALYTIC, Recorder, seed_interval
 from .study import Study, compare, record_scores
 
 
@@ -313,16 +313,10 @@ def reliance_ratios(reliance: Sequence[np.ndarray]) -> list[float]:
 def record_reliance(rec: Recorder, reliance: Mapping[float, Sequence[np.ndarray]], levels: int) -> str:
     """Per top-layer shift of a sweep, :func:`reliance_ratios` across its training seeds: mean, 95% t-interval
     and range, recorded; the text names each."""
-    from scipy import stats
-
     found = []
     for shift, runs in reliance.items():
         ratios = reliance_ratios(runs)
-        mean = float(np.mean(ratios))
-        ci = None
-        if len(ratios) > 1:
-            half = stats.t.ppf(0.975, len(ratios) - 1) * float(np.std(ratios, ddof=1)) / math.sqrt(len(ratios))
-            ci = (mean - half, mean + half)
+        mean, ci = seed_interval(ratios)
         rng = f"; seeds {min(ratios):.3g}-{max(ratios):.3g}" if len(ratios) > 1 else ""
         rec.metric(f"top-layer error, lower noise independent / as trained, {levels}-resolution model, top shift "
                    f"{shift_label(shift)}", mean, ci=ci, note=f"MSE summed over t in {list(PROBE_TS)}; "

@@ -23,7 +23,8 @@ from ..flops import count_flops, table1_models
 from ..schedules import paper_shift
 from ..training import SHARED_CPU, TrainResult
 from . import paper_numbers as paper
-from .recorder import ANALYTIC, Recorder, fmt, fmt_ci
+from . import schedule_shifting
+from .recorder import ANALYTIC, Recorder, fmt, fmt_ci, seed_interval
 from .run_cache import machine_label, trained_model, trained_on
 from .study import Budget, at_one_count, compare, record_scores, seeds_range
 
@@ -375,6 +376,64 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
         rec.metric(f"FID {layered.name} - {single.name}{tag}, held-out concepts", d, ci=ci,
                    note=f"secondary; {n} seeds, paired; < 0: layered better")
         lines.append(f"{layered.name} - {single.name} {fmt(d)} {fmt_ci(ci)}")
+    return "; ".join(lines)
+
+
+# --------------------------------------------------------------------- the noise-free part (notebook 02)
+
+
+class Reliance(NamedTuple):
+    """One layered row's noise-free-part probe (``schedule_shifting.noise_reliance``), one array per training seed
+    at the largest budget: ``layered`` (t x [as trained, base noise drawn from another eps0]) and ``single``, the
+    single row at its resolution and schedule rule, which has no lower level to read (both columns equal)."""
+
+    single_name: str
+    images: int
+    layered: list[np.ndarray]
+    single: list[np.ndarray]
+
+
+def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> dict[str, Reliance]:
+    """Every layered row of ``table`` with a single row at its resolution, each seed's run at the largest budget
+    probed on ``n`` training images: eq. (3) shares one sinc noise across levels, so the pair (z_base, z_top)
+    holds a noise-free multiple of the low-resolution image unless SNR_base = 4 SNR_top
+    (``schedule_shifting.noise_free_part``); the probe shows whether a trained model reads it."""
+    out = {}
+    for layered, single in pairs(table):
+        last = max(layered.runs)
+        batch = schedule_shifting.probe_batch(spec, layered.model.resolutions[-1], text_encoder, n=n, seed=seed)
+        out[layered.name] = Reliance(
+            single.name, last, *([schedule_shifting.noise_reliance(run, *batch, seed=seed) for run in row.runs[last]]
+                                 for row in (layered, single)))
+    return out
+
+
+def reliance_curves(reliance: Mapping[str, Mapping[str, Reliance]]) -> dict[str, list[np.ndarray]]:
+    """``{rule: noise_reliance(...)}`` as ``plots.noise_reliance_curves`` draws it: each layered row and its
+    single row per rule."""
+    out = {}
+    for rule, rows_ in reliance.items():
+        for name, r in rows_.items():
+            out[f"{rule}: {name}"], out[f"{rule}: {r.single_name}"] = r.layered, r.single
+    return out
+
+
+def record_noise_reliance(rec: Recorder, reliance: Mapping[str, Reliance], rule: str = "paper") -> str:
+    """Per layered row: its top level's error as trained over the single row's, and its own error with the base
+    noise drawn independently over as trained (each summed over the probed t), mean and 95% t-interval across
+    seeds, recorded; no claim of the paper's."""
+    tag, lines = rule_tag(rule), []
+    for name, r in reliance.items():
+        seeds = f"{len(r.layered)} training seed{'s' if len(r.layered) > 1 else ''} at {r.images:,} images"
+        note = f"top level x0 MSE summed over t in {list(schedule_shifting.PROBE_TS)}; {seeds}; no claim of the paper's"
+        ratios = {"vs": [float(a[:, 0].sum() / b[:, 0].sum()) for a, b in zip(r.layered, r.single)],
+                  "own": schedule_shifting.reliance_ratios(r.layered)}
+        (vs, vs_ci), (own, own_ci) = (seed_interval(v) for v in ratios.values())
+        rec.metric(f"top-level error as trained, {name} / {r.single_name}{tag}", vs, ci=vs_ci, note=note)
+        rec.metric(f"top-level error, base noise independent / as trained, {name}{tag}", own, ci=own_ci, note=note)
+        lines.append(f"{name}{tag}: top-level error as trained {fmt(vs, 3)}x {r.single_name}'s"
+                     f"{' ' + fmt_ci(vs_ci) if vs_ci else ''}, and {fmt(own, 3)}x its own"
+                     f"{' ' + fmt_ci(own_ci) if own_ci else ''} with the base level's noise drawn independently")
     return "; ".join(lines)
 
 
