@@ -112,3 +112,17 @@ def test_budget_curves_keep_close_single_points_close():
     points = {"single32": {12800: [1.0], 102400: [0.5]}}  # a wide curve keeps its own range, padded
     lo, hi = plots.budget_curves(points, {"single32 - single32": {12800: (0.0, (-1.0, 1.0))}}).axes[0].get_xlim()
     assert 6000 < lo < 12800 and 102400 < hi < 220000
+
+
+def test_reliance_by_rule_draws_a_panel_per_rule_with_each_rows_seed_means():
+    from ldlib.reproduction.table1 import Reliance
+
+    layered = [np.array([[1.0, 4.0], [1.0, 2.0]]), np.array([[3.0, 6.0], [3.0, 4.0]])]
+    single = [np.array([[2.0, 2.0], [5.0, 5.0]]), np.array([[4.0, 4.0], [5.0, 5.0]])]
+    rows = {"layered32": Reliance("single32", 100, layered, single)}
+    fig = plots.reliance_by_rule((0.3, 0.8), {"paper": rows, "none": rows})
+    assert [ax.get_title() for ax in fig.axes] == ["schedule rule: paper", "schedule rule: none"]
+    lines = {line.get_label(): line.get_ydata().tolist() for line in fig.axes[0].get_lines()}
+    assert lines == {"layered32: as trained": [2.0, 2.0], "layered32: lower noise independent": [5.0, 3.0],
+                     "single32 (no lower level)": [3.0, 5.0]}
+    assert "mean of 2 seeds" in fig._suptitle.get_text()

@@ -189,6 +189,29 @@ def noise_reliance_curves(t: Sequence[float], reliance: Mapping[str, Sequence[np
     return fig
 
 
+def reliance_by_rule(t: Sequence[float], reliance: Mapping[str, Mapping[str, object]]):
+    """Table 1's noise-free-part probe (``table1.noise_reliance``), one panel per schedule rule: per layered row
+    (one colour) the top level's x-prediction MSE as trained (solid) and with the lower levels' noise drawn
+    independently (dashed), and the single row at its resolution and rule (dotted), mean over training seeds."""
+    fig, axes = plt.subplots(1, len(reliance), figsize=(4.2 * len(reliance), 3.6), sharey=True, squeeze=False)
+    for ax, (rule, rows) in zip(axes[0], reliance.items()):
+        for i, (name, r) in enumerate(rows.items()):
+            layered, single = np.mean(np.stack(r.layered), axis=0), np.mean(np.stack(r.single), axis=0)
+            ax.plot(t, layered[:, 0], "-o", ms=3, color=f"C{i}", label=f"{name}: as trained")
+            ax.plot(t, layered[:, 1], "--s", ms=3, color=f"C{i}", label=f"{name}: lower noise independent")
+            ax.plot(t, single[:, 0], ":^", ms=3, color=f"C{i}", alpha=0.7, label=f"{r.single_name} (no lower level)")
+        ax.set_yscale("log")
+        ax.set_xlabel("t")
+        ax.set_title(f"schedule rule: {rule}", fontsize=10)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("top level x-prediction MSE")
+    n = len(next(iter(next(iter(reliance.values())).values())).layered)
+    fig.suptitle(f"Do the layered rows read the lower levels' noise back out of the top level's? (mean of {n} "
+                 f"seed{'s' if n > 1 else ''})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def loss_curves(level_losses: Sequence[Sequence[float]], resolutions: Sequence[int], smooth: int = 20):
     """Per-resolution training loss terms before their resolution weights w_i (moving average over ``smooth``
     steps): the x-prediction MSE, times w_t when the run used ``time_weighting="min_snr"``."""

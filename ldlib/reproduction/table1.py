@@ -384,7 +384,7 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
 
 class Reliance(NamedTuple):
     """One layered row's noise-free-part probe (``schedule_shifting.noise_reliance``), one array per training seed
-    at the largest budget: ``layered`` (t x [as trained, base noise drawn from another eps0]) and ``single``, the
+    at the largest budget: ``layered`` (t x [as trained, lower levels' noise drawn from another eps0]) and ``single``, the
     single row at its resolution and schedule rule, which has no lower level to read (both columns equal)."""
 
     single_name: str
@@ -408,19 +408,9 @@ def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128
     return out
 
 
-def reliance_curves(reliance: Mapping[str, Mapping[str, Reliance]]) -> dict[str, list[np.ndarray]]:
-    """``{rule: noise_reliance(...)}`` as ``plots.noise_reliance_curves`` draws it: each layered row and its
-    single row per rule."""
-    out = {}
-    for rule, rows_ in reliance.items():
-        for name, r in rows_.items():
-            out[f"{rule}: {name}"], out[f"{rule}: {r.single_name}"] = r.layered, r.single
-    return out
-
-
 def record_noise_reliance(rec: Recorder, reliance: Mapping[str, Reliance], rule: str = "paper") -> str:
-    """Per layered row: its top level's error as trained over the single row's, and its own error with the base
-    noise drawn independently over as trained (each summed over the probed t), mean and 95% t-interval across
+    """Per layered row: its top level's error as trained over the single row's, and its own error with the lower
+    levels' noise drawn independently over as trained (each summed over the probed t), mean and 95% t-interval across
     seeds, recorded; no claim of the paper's."""
     tag, lines = rule_tag(rule), []
     for name, r in reliance.items():
@@ -430,10 +420,10 @@ def record_noise_reliance(rec: Recorder, reliance: Mapping[str, Reliance], rule:
                   "own": schedule_shifting.reliance_ratios(r.layered)}
         (vs, vs_ci), (own, own_ci) = (seed_interval(v) for v in ratios.values())
         rec.metric(f"top-level error as trained, {name} / {r.single_name}{tag}", vs, ci=vs_ci, note=note)
-        rec.metric(f"top-level error, base noise independent / as trained, {name}{tag}", own, ci=own_ci, note=note)
+        rec.metric(f"top-level error, lower noise independent / as trained, {name}{tag}", own, ci=own_ci, note=note)
         lines.append(f"{name}{tag}: top-level error as trained {fmt(vs, 3)}x {r.single_name}'s"
                      f"{' ' + fmt_ci(vs_ci) if vs_ci else ''}, and {fmt(own, 3)}x its own"
-                     f"{' ' + fmt_ci(own_ci) if own_ci else ''} with the base level's noise drawn independently")
+                     f"{' ' + fmt_ci(own_ci) if own_ci else ''} with the lower levels' noise drawn independently")
     return "; ".join(lines)
 
 
