@@ -395,8 +395,8 @@ class Reliance(NamedTuple):
 
 def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> dict[str, Reliance]:
     """Every layered row of ``table`` with a single row at its resolution, each seed's run at the largest budget
-    probed on ``n`` training images: eq. (3) shares one sinc noise across levels, so the pair (z_base, z_top)
-    holds a noise-free multiple of the low-resolution image unless SNR_base = 4 SNR_top
+    probed on ``n`` training images: eq. (3) shares one sinc noise across levels, so each lower level with the top
+    holds a noise-free multiple of the low-resolution image unless SNR_i = (res_top / res_i)^2 SNR_top
     (``schedule_shifting.noise_free_part``); the probe shows whether a trained model reads it."""
     out = {}
     for layered, single in pairs(table):
@@ -416,9 +416,8 @@ def record_noise_reliance(rec: Recorder, reliance: Mapping[str, Reliance], rule:
     for name, r in reliance.items():
         seeds = f"{len(r.layered)} training seed{'s' if len(r.layered) > 1 else ''} at {r.images:,} images"
         note = f"top level x0 MSE summed over t in {list(schedule_shifting.PROBE_TS)}; {seeds}; no claim of the paper's"
-        ratios = {"vs": [float(a[:, 0].sum() / b[:, 0].sum()) for a, b in zip(r.layered, r.single)],
-                  "own": schedule_shifting.reliance_ratios(r.layered)}
-        (vs, vs_ci), (own, own_ci) = (seed_interval(v) for v in ratios.values())
+        vs, vs_ci = seed_interval([float(a[:, 0].sum() / b[:, 0].sum()) for a, b in zip(r.layered, r.single)])
+        own, own_ci = seed_interval(schedule_shifting.reliance_ratios(r.layered))
         rec.metric(f"top-level error as trained, {name} / {r.single_name}{tag}", vs, ci=vs_ci, note=note)
         rec.metric(f"top-level error, lower noise independent / as trained, {name}{tag}", own, ci=own_ci, note=note)
         lines.append(f"{name}{tag}: top-level error as trained {fmt(vs, 3)}x {r.single_name}'s"
