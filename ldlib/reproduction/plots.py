@@ -329,6 +329,26 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     # one colour per target resolution (its single and layered model side by side), solid lines for layered
     colours = {res: f"C{i}" for i, res in enumerate(dict.fromkeys(_target(name) for name in points))}
+    _budget_levels(ax, points, colours, floors)
+    _budget_axes((ax, bx), points)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {xlabel} (small markers: seeds)" + (f"\n{note}" if note else ""))
+    ax.legend(fontsize=8)
+    _budget_differences(bx, differences, colours, seed_differences or {})
+    bx.set_xlabel(xlabel)
+    bx.set_ylabel(f"{metric} difference")
+    seeds_note = ", diamonds: single seeds" if seed_differences else ""
+    bx.set_title(f"{title}, paired, 95% interval{seeds_note}\n(< 0: {title.split(' - ')[0]} better)")
+    if differences:
+        bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _budget_levels(ax, points: Mapping[str, Mapping[float, Sequence[float]]], colours: Mapping[str, str],
+                   floors: Mapping[int, float] | None) -> None:
+    """:func:`budget_curves`' left panel: the seeds' markers, a line through their means, the floors."""
     for name, curve in points.items():
         budgets = sorted(curve)
         layered = name.startswith("layered")
@@ -341,23 +361,28 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
                        facecolors=color if layered else "none", edgecolors=color)
     for res, value in (floors or {}).items():
         ax.axhline(value, ls=":", lw=1.2, color=colours.get(str(res), "grey"), label=f"real images @ {res}px")
+
+
+def _budget_axes(axes, points: Mapping[str, Mapping[float, Sequence[float]]]) -> None:
+    """Both panels' log budget axis, ticked at the first curve's budgets."""
     xs = [b for curve in points.values() for b in curve]
     lo, hi = min(xs), max(xs)
     # at least a 4x span: with one budget per arm (e.g. equal wall time, 228 vs 232 s) an auto-scaled log axis
     # would stretch a 2% gap across the whole panel
     span = max(4.0, hi / lo * 1.6)
     centre = (lo * hi) ** 0.5
-    for axis in (ax, bx):
+    for axis in axes:
         axis.set_xscale("log")
         axis.set_xlim(centre / span**0.5, centre * span**0.5)
         axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 100
                                                                        else f"{v:.3g}"))
         axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xticks(sorted(next(iter(points.values()))))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {xlabel} (small markers: seeds)" + (f"\n{note}" if note else ""))
-    ax.legend(fontsize=8)
+
+
+def _budget_differences(bx, differences: Mapping[str, Mapping[float, tuple[float, tuple[float, float]]]],
+                        colours: Mapping[str, str], seed_differences: Mapping[str, Mapping[float, Sequence[float]]]):
+    """:func:`budget_curves`' right panel: each pair's paired difference and interval, its seeds beside it."""
     for i, (name, curve) in enumerate(differences.items()):
         budgets = sorted(curve)
         means = np.array([curve[b][0] for b in budgets])
@@ -366,20 +391,12 @@ def budget_curves(points: Mapping[str, Mapping[float, Sequence[float]]],
         shift = 1 + 0.03 * (i - (len(differences) - 1) / 2)  # side by side on the log axis
         color = colours.get(_target(name.split(" - ")[0]), f"C{i}")
         bx.errorbar(np.array(budgets) * shift, means, yerr=[lo, hi], marker="o", capsize=3, label=name, color=color)
-        seeds = (seed_differences or {}).get(name, {})
+        seeds = seed_differences.get(name, {})
         for b in budgets:  # a little right of the interval, so neither hides the other
             if seeds.get(b):
                 bx.scatter([b * shift * 1.04] * len(seeds[b]), seeds[b], s=14, marker="D", facecolors="none",
                            edgecolors=color, alpha=0.8, linewidths=0.9)
     bx.axhline(0, color="grey", lw=0.8)
-    bx.set_xlabel(xlabel)
-    bx.set_ylabel(f"{metric} difference")
-    seeds_note = ", diamonds: single seeds" if seed_differences else ""
-    bx.set_title(f"{title}, paired, 95% interval{seeds_note}\n(< 0: {title.split(' - ')[0]} better)")
-    if differences:
-        bx.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 #: one colour per verdict (``recorder.VERDICTS``), the report's row colours made darker
