@@ -300,3 +300,38 @@ def test_seed_interval_is_students_t_across_seeds_and_none_for_one_seed():
     assert mean == 2.0 and hi - mean == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
     with pytest.raises(ValueError, match="one value per training seed"):
         seed_interval([])
+
+
+def test_precision_and_recall_carry_an_interval_across_seeds_and_a_paired_difference(monkeypatch):
+    from statistics import mean, stdev
+    from types import SimpleNamespace as NS
+
+    from scipy import stats
+
+    def ev(precision, recall):
+        scores = NS(fid=80.0, fid_ci=(79.0, 81.0), kid=0.03, kid_ci=(0.02, 0.04), inception_score=2.5,
+                    is_ci=(2.4, 2.6), precision=precision, recall=recall)
+        return NS(scores=scores, alignment=None, alignment_ci=None)
+
+    single, layered = table1.rows("smoke")[1:3]
+    assert (single.name, layered.name) == ("single32", "layered32")
+    single.evaluations = {24: [ev(0.42, 0.15), ev(0.43, 0.14), ev(0.41, 0.15)]}
+    layered.evaluations = {24: [ev(0.46, 0.05), ev(0.47, 0.04), ev(0.46, 0.06)]}
+    monkeypatch.setattr(table1, "paired_difference", lambda a, b, metric: (0.01, (0.0, 0.02), len(a)))
+    found = {name: ci_ for name, ci_, _ in table1.final_differences([single, layered])}
+    assert set(found) == {"KID layered32 - single32", "precision layered32 - single32", "recall layered32 - single32"}
+    diffs = [0.05 - 0.15, 0.04 - 0.14, 0.06 - 0.15]  # paired by seed index
+    half = stats.t.ppf(0.975, 2) * stdev(diffs) / 3 ** 0.5
+    d, ci = found["recall layered32 - single32"]
+    assert d == pytest.approx(mean(diffs)) and ci == pytest.approx((mean(diffs) - half, mean(diffs) + half))
+    head, rule, row = table1.table_markdown([layered]).splitlines()
+    assert head.count("|") == rule.count("|") == row.count("|") == 20
+    cells = dict(zip([c.strip() for c in head.split("|")][1:], [c.strip() for c in row.split("|")][1:]))
+    assert cells["precision"] == "0.463" and cells["recall"] == "0.050"
+    text = table1.ordering_text([single, layered])
+    assert f"recall layered32 - single32 at 24 images {fmt(mean(diffs))} [" in text and text.endswith("(single better)")
+    assert "precision layered32 - single32 at 24 images 0.04333 [" in text and "(layered better); recall" in text
+    # one seed: the seeds' spread is unmeasured, so neither an interval nor a paired difference
+    single.evaluations, layered.evaluations = {24: single.evaluations[24][:1]}, {24: layered.evaluations[24][:1]}
+    assert [name for name, _, _ in table1.final_differences([single, layered])] == ["KID layered32 - single32"]
+    assert "| 0.460 | — |" in table1.table_markdown([layered])

@@ -202,6 +202,17 @@ def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) 
     return f"{fmt(mean * scale)} | {fmt_ci(ci, scale)}" + (f" ({spread})" if spread else "")
 
 
+def _knn_cell(evaluations: list[Evaluation], metric: str) -> str:
+    """Improved precision or recall (k-NN manifolds, ``metrics.precision_recall``) over the training seeds: the
+    mean and its Student's t interval across them (the sample's own spread is not in it: these metrics have no
+    bootstrap here; '—' with one seed or a record without them)."""
+    values = [getattr(e.scores, metric) for e in evaluations]
+    if any(v is None for v in values):
+        return "— | —"
+    mean, ci = seed_interval(values)
+    return f"{mean:.3f} | {fmt_ci(ci)}"
+
+
 def _speed_text(run: TrainResult, left_out: bool, machine: str) -> str:
     share = "" if run.cpu_share is None else f"CPU share {run.cpu_share:.2f}; " + ("shared, left out; " if left_out else "")
     return f"{run.images_per_s:.1f} ({share}{machine})"
@@ -209,18 +220,17 @@ def _speed_text(run: TrainResult, left_out: bool, machine: str) -> str:
 
 def table_markdown(table: list[Row]) -> str:
     """Our Table 1 at the largest budget (mean over training seeds, its 95% interval and the seeds' range per
-    metric) with the paper's row beside it, labelled."""
-    head = ("| model | GFLOPs | seeds | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | precision | recall "
-            "| alignment | 95% CI | *paper row* | *paper GFLOPs* | *paper FID* | *paper IS* |")
-    lines = [head, "|" + "---|" * 17]
+    metric; precision and recall with an interval across seeds alone) with the paper's row beside it, labelled."""
+    head = ("| model | GFLOPs | seeds | FID | 95% CI | KID ×10³ | 95% CI | IS (EffNet) | 95% CI | precision | 95% CI "
+            "| recall | 95% CI | alignment | 95% CI | *paper row* | *paper GFLOPs* | *paper FID* | *paper IS* |")
+    lines = [head, "|" + "---|" * 19]
     for row in table:
         ref_name, ref = row.paper, paper.TABLE1[row.paper]
         evs = row.evaluations[max(row.evaluations)]
-        prec = sum(e.scores.precision for e in evs) / len(evs)
-        rec_ = sum(e.scores.recall for e in evs) / len(evs)
         align = _seeds_cell(evs, "alignment") if all(e.alignment is not None for e in evs) else "— | —"
         lines.append(f"| {row.name} | {row.flops / 1e9:.3g} | {len(evs)} | {_seeds_cell(evs, 'fid')} "
-                     f"| {_seeds_cell(evs, 'kid', 1e3)} | {_seeds_cell(evs, 'is')} | {prec:.3f} | {rec_:.3f} "
+                     f"| {_seeds_cell(evs, 'kid', 1e3)} | {_seeds_cell(evs, 'is')} | {_knn_cell(evs, 'precision')} "
+                     f"| {_knn_cell(evs, 'recall')} "
                      f"| {align} | *{ref_name}* "
                      f"| *{ref['flops'] / 1e9:.4g}* | *{ref['fid']}* | *{ref['is'][0]} ± {ref['is'][1]}* |")
     return "\n".join(lines)
@@ -281,9 +291,18 @@ def curve_seed_differences(table: list[Row], metric: str) -> dict[str, dict[int,
             for layered, single in pairs(table)}
 
 
+#: metrics where higher is better among :func:`final_differences`' (FID and KID: lower)
+HIGHER_BETTER = ("alignment", "precision", "recall")
+#: what the interval of a k-NN precision or recall difference holds (no sample bootstrap for them)
+KNN_INTERVAL = "Student's t over the seeds' differences, the sample's own spread not in it"
+
+
 def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[float, float]], int]]:
-    """Layered minus single KID and text alignment at the largest budget (paired across seeds, like the FID
-    curve): the metrics Table 1's claims leave out, so a difference there is seen (``KID layered32 - single32``)."""
+    """Layered minus single KID, text alignment, improved precision (fidelity) and recall (diversity) at the
+    largest budget, paired by seed index: the metrics Table 1's claims leave out, so a difference there is seen
+    (``KID layered32 - single32``). KID and alignment as the FID curve is paired; precision and recall, which
+    have no bootstrap here, by :data:`KNN_INTERVAL` (with two seeds or more, and only where every evaluation has
+    them)."""
     out = []
     for layered, single in pairs(table):
         last = max(layered.evaluations)
@@ -294,6 +313,11 @@ def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[fl
             if metric == "alignment" and any(e.alignment is None for e in (*a, *b)):
                 continue
             out.append((f"{label} {layered.name} - {single.name}", paired_difference(a, b, metric)[:2], last))
+        for metric in ("precision", "recall"):
+            va, vb = [getattr(e.scores, metric) for e in a], [getattr(e.scores, metric) for e in b]
+            if len(a) > 1 and None not in va + vb:
+                d, ci = seed_interval([x - y for x, y in zip(va, vb)])
+                out.append((f"{metric} {layered.name} - {single.name}", (d, ci), last))
     return out
 
 
@@ -315,8 +339,10 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
         for images, (d, ci) in curve.items():
             rec.metric(f"FID {name} at {images} images{tag}", d, ci=ci, note="paired across seeds; < 0: layered better")
     for name, (d, ci), images in final_differences(table):
+        knn = name.split()[0] in ("precision", "recall")
         rec.metric(f"{name} at {images} images{tag}", d, ci=ci,
-                   note="paired across seeds; no claim of the paper's (its Table 1 prints FID and IS only)")
+                   note=f"paired across seeds{f' ({KNN_INTERVAL})' if knn else ''}; "
+                        "no claim of the paper's (its Table 1 prints FID and IS only)")
     if judge is not None and "alignment on real reference images (ceiling)" not in {m.key for m in rec.metrics}:
         rec.metric("alignment on real reference images (ceiling)", judge.ceiling, note=judge.label)
     for res, (fid, kid) in (floors or {}).items():
@@ -347,8 +373,8 @@ def _better(ci: tuple[float, float], lower_is_better: bool = True) -> str:
 
 def ordering_text(table: list[Row]) -> str:
     """Whether the ordering holds as training grows (issue 17's question of the budget curve), written from the
-    paired FID differences at every budget, then the metrics no claim covers (KID, text alignment) at the
-    largest one: each with its interval and the side it puts ahead, budgets grouped by that side."""
+    paired FID differences at every budget, then the metrics no claim covers (KID, text alignment, precision,
+    recall) at the largest one: each with its interval and the side it puts ahead, budgets grouped by that side."""
     parts = []
     for name, curve in curve_differences(table, "fid").items():
         steps = ", ".join(f"{images:,} images {fmt(d)} {fmt_ci(ci)}" for images, (d, ci) in curve.items())
@@ -359,7 +385,7 @@ def ordering_text(table: list[Row]) -> str:
         parts.append(f"FID {name} along the budget: {steps} ({grouped})")
     for name, (d, ci), images in final_differences(table):
         parts.append(f"{name} at {images:,} images {fmt(d)} {fmt_ci(ci)} "
-                     f"({_better(ci, lower_is_better=not name.startswith('alignment'))})")
+                     f"({_better(ci, lower_is_better=name.split()[0] not in HIGHER_BETTER)})")
     return "; ".join(parts)
 
 
