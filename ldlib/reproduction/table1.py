@@ -205,7 +205,7 @@ def _seeds_cell(evaluations: list[Evaluation], metric: str, scale: float = 1.0) 
 def _knn_cell(evaluations: list[Evaluation], metric: str) -> str:
     """Improved precision or recall (k-NN manifolds, ``metrics.precision_recall``) over the training seeds: the
     mean and its Student's t interval across them (the sample's own spread is not in it: these metrics have no
-    bootstrap here; '—' with one seed or a record without them)."""
+    bootstrap here). With one seed the interval is '—'; with a record that lacks them, both cells are."""
     values = [getattr(e.scores, metric) for e in evaluations]
     if any(v is None for v in values):
         return "— | —"
