@@ -291,8 +291,10 @@ def curve_seed_differences(table: list[Row], metric: str) -> dict[str, dict[int,
             for layered, single in pairs(table)}
 
 
+#: the k-NN metrics (improved precision and recall), which have no sample bootstrap here
+KNN_METRICS = ("precision", "recall")
 #: metrics where higher is better among :func:`final_differences`' (FID and KID: lower)
-HIGHER_BETTER = ("alignment", "precision", "recall")
+HIGHER_BETTER = ("alignment", *KNN_METRICS)
 #: what the interval of a k-NN precision or recall difference holds (no sample bootstrap for them)
 KNN_INTERVAL = "Student's t over the seeds' differences, the sample's own spread not in it"
 
@@ -313,7 +315,7 @@ def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[fl
             if metric == "alignment" and any(e.alignment is None for e in (*a, *b)):
                 continue
             out.append((f"{label} {layered.name} - {single.name}", paired_difference(a, b, metric)[:2], last))
-        for metric in ("precision", "recall"):
+        for metric in KNN_METRICS:
             va, vb = [getattr(e.scores, metric) for e in a], [getattr(e.scores, metric) for e in b]
             if len(a) > 1 and None not in va + vb:
                 d, ci = seed_interval([x - y for x, y in zip(va, vb)])
@@ -339,7 +341,7 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
         for images, (d, ci) in curve.items():
             rec.metric(f"FID {name} at {images} images{tag}", d, ci=ci, note="paired across seeds; < 0: layered better")
     for name, (d, ci), images in final_differences(table):
-        knn = name.split()[0] in ("precision", "recall")
+        knn = name.split()[0] in KNN_METRICS
         rec.metric(f"{name} at {images} images{tag}", d, ci=ci,
                    note=f"paired across seeds{f' ({KNN_INTERVAL})' if knn else ''}; "
                         "no claim of the paper's (its Table 1 prints FID and IS only)")
