@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .reproduction.parameters import NOTEBOOKS, PROFILES, ParameterError
+from .runtime.allocator import keep_freed_memory
 from .sampler import METHODS
 
 
@@ -364,6 +365,7 @@ def leave_process_group() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # sampling 1.3-1.5x faster on a 2-core CPU, the same numbers (ldlib.runtime.allocator)
     try:
         code = args.func(args)
         leave_process_group()

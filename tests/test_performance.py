@@ -145,3 +145,65 @@ def test_compiled_training_on_cuda(tmp_path):
     r = train(mc, DiffusionConfig.paper(mc.resolutions), tc, data, text, index, tmp_path / "run", device="cuda",
               progress=False, execution=Execution(compile=True))
     assert len(r.losses) == 3 and all(torch.isfinite(torch.tensor(r.losses)))
+
+
+SAMPLING_PROBE = """
+import hashlib, resource, sys, torch
+from ldlib.runtime.allocator import keep_freed_memory
+kept = sys.argv[1] == "kept" and keep_freed_memory()
+from ldlib.config import DiffusionConfig, model_config
+from ldlib.data.text import HashTextEncoder
+from ldlib.network import build_model
+from ldlib.sampler import sample
+cfg = model_config("smoke", 3)
+torch.manual_seed(0)
+model, diffusion = build_model(cfg).eval(), DiffusionConfig.paper(cfg.resolutions)
+text = HashTextEncoder(dim=cfg.text_dim).encode([f"caption {i}" for i in range(32)])
+sample(model, diffusion, text, steps=2, seed=7)  # warm-up, as an evaluation's first batch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+images = sample(model, diffusion, text, steps=3, seed=7)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(kept, faults, hashlib.sha256(b"".join(x.contiguous().numpy().tobytes() for x in images.images)).hexdigest())
+"""
+
+
+def _sampling_probe(arm: str) -> tuple[str, int, str]:
+    """(whether the setting took, page faults of a sampling call after a warm-up one, the images' SHA-256), in a
+    process of its own: glibc's settings hold for a process's life."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LDLIB_KEEP_FREED_MEMORY")}
+    kept, faults, digest = subprocess.run([sys.executable, "-c", SAMPLING_PROBE, arm], env=env, check=True,
+                                          capture_output=True, text=True).stdout.split()
+    return kept, int(faults), digest
+
+
+def test_kept_freed_memory_samples_the_same_numbers_without_faulting_the_activations_in_again():
+    """glibc maps a large activation afresh at each allocation (page faults: the kernel zeroes it every step);
+    with keep_freed_memory the heap serves it again once freed. Where a tensor lives does not change its
+    arithmetic: the same bytes come out. What the faults cost: benchmarks/allocator.py."""
+    from ldlib.runtime.allocator import keep_freed_memory
+
+    if not keep_freed_memory():
+        pytest.skip("not glibc on Linux: the allocator keeps its own behaviour")
+    default, kept = _sampling_probe("default"), _sampling_probe("kept")
+    assert (default[0], kept[0]) == ("False", "True")
+    assert default[1] > 20_000 and kept[1] < default[1] / 4
+    assert kept[2] == default[2]
+
+
+def test_keep_freed_memory_passes_its_settings_to_child_processes_and_can_be_turned_off(monkeypatch):
+    from ldlib.runtime.allocator import ENV, TUNABLES, keep_freed_memory
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    if not keep_freed_memory():
+        pytest.skip("not glibc on Linux")
+    import os
+
+    assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{TUNABLES}"
+    keep_freed_memory()  # a second call adds nothing
+    assert os.environ["GLIBC_TUNABLES"].count(TUNABLES) == 1
+    monkeypatch.setenv(ENV, "0")
+    assert keep_freed_memory() is False
