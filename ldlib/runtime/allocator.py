@@ -1,10 +1,12 @@
 """How the C allocator serves large blocks on the CPU: a speed setting, not part of any result.
 
 glibc's malloc serves a block above its mmap threshold (128 KiB, raised adaptively up to 32 MiB) with freshly
-mapped pages and hands them back to the kernel when the block is freed. A training or sampling step frees and
-allocates the same activations every step (a `cpu16` step at 64 px and batch 32 holds tensors of up to ~67 MB),
-so the kernel maps and zeroes them again every step: on the 2-core EPYC this was 16,000-43,000 page faults per
-training step and ~20% system time while sampling (``benchmarks/allocator.py`` measures what it costs).
+mapped pages and hands them back to the kernel when the block is freed. A network call frees and allocates the
+same activations every step; sampling a `cpu16` model at 64 px and batch 32 allocates blocks of exactly 32 MiB
+(64 images, the batch doubled by guidance, x 32 channels x 64 x 64 floats) plus malloc's header, just above that
+ceiling (seen with strace), so the kernel maps and zeroes them again at every call: on the 2-core EPYC,
+124,000-160,000 page faults per sampling step and 19-25% of sampling's time in the kernel, and 12,000-20,000
+faults per training step (``results/bench/allocator.md``).
 :func:`keep_freed_memory` lets the heap serve such blocks and keep what is freed, the remedy PyTorch's CPU
 tuning advice reaches with jemalloc or tcmalloc, here without a library outside the Python packages. What a step
 computes is unchanged (where a tensor lives does not change its arithmetic); the process keeps its peak memory
