@@ -44,7 +44,7 @@ test: setup
 lab: setup
 	$(BIN)/python -m pip install -q -e ".[lab]"
 	$(BIN)/python -m ipykernel install --user --name ldlib --display-name "Python (ldlib)"
-	@# the kernels keep freed memory as `ldlib` does (ldlib/runtime/allocator.py: sampling 1.3-1.5x faster on a CPU)
+	@# the kernels keep freed memory as `ldlib` does (ldlib/runtime/allocator.py: 64 px sampling 1.28-1.47x faster on a 2-core CPU)
 	GLIBC_TUNABLES=$$($(BIN)/python -c "from ldlib.runtime.allocator import TUNABLES; print(TUNABLES)") $(BIN)/jupyter lab notebooks/
 
 report: setup

@@ -9,7 +9,7 @@ os.environ.setdefault("MPLBACKEND", "agg")
 # records (ldlib.runtime.records) are written only where LDLIB_RECORDS is set: a campaign's setting must not make the
 # tests write into its records; the tests that check records set their own folder
 os.environ.pop("LDLIB_RECORDS", None)
-# as `ldlib` does (cli.main): the tests sample faster, and the notebooks' kernels papermill starts inherit it
+# as `ldlib` does (cli.main): the tests run what users run, and the notebooks' kernels papermill starts inherit it
 keep_freed_memory()
 
 
