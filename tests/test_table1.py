@@ -204,6 +204,7 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     after = capsys.readouterr().out
     assert "| paper | layered32 | 0 | 8 / 8 |" in after and "| 0 | 2 / 2 |" in after
     assert "Training left: 0 images" in after and "Evaluations left: 0 (0 images to generate)" in after
+    assert "Done: 16 images trained and 40 generated (4 evaluations)" in after  # 2 x (4 train-reference + 16 held-out)
     assert "paper single32 8 images: FID" in first and "paper single32 held-out images: FID" in first
     # the interim read-out: Table 1, the paired differences and the claims with their verdicts, as the notebook's
     assert "## Schedule rule: paper" in first and "| layered32 |" in first
@@ -258,6 +259,9 @@ def test_the_plan_prices_a_row_never_measured_from_its_flops(tmp_path):
     assert speeds == pytest.approx({"a": 10.0, "b": 8.0, "c": 3.25}) and estimated == {"c"}
     text = plan_markdown(runs)
     assert "| paper | c | 0 | 0 / 1,000 | — | 5 min (est.) |" in text and "estimated from FLOPs per image: c" in text
+    # what is done, priced alike (a 100 s + b 125 s), and the whole: 225 s + c's 308 s
+    assert "Done: 2,000 images trained and 0 generated (0 evaluations), about 4 min at the same speeds; done and " \
+           "left together, about 9 min of compute" in text
     assert row_speeds([planned("c", 400, None)]) == ({}, set())  # nothing measured: nothing to scale
 
 

@@ -2,7 +2,7 @@
 (``ldlib.runtime.records``) without training or sampling anything (``ldlib pretrain --plan``): per run, the
 images it has seen and must see (none when the records answer every evaluation asked of it), its measured
 training speed and the evaluations stored and needed, then the time left at the speeds measured on this
-machine.
+machine, and the time done at the same speeds.
 
 A ``default`` campaign runs for days on a 2-core CPU and resumes across interruptions; the runner's suite ETA
 needs an earlier run of every notebook, so a first campaign would otherwise go without one.
@@ -42,6 +42,7 @@ class PlannedRun:
     evaluations_stored: int
     evaluations_needed: int
     samples_left: int  # images the evaluations not stored yet will generate
+    samples_done: int = 0  # images the stored evaluations generated
 
     @property
     def images_left(self) -> int:
@@ -89,25 +90,27 @@ def plan_runs(preset: str, data: dict, budget: Budget, budgets: Sequence[int], s
         for k in range(seeds):
             for row in table:
                 run_dir = run_dir_for(*row_request(preset, row, budget, rule, k), data)
-                stored, samples_left = _evaluations(run_dir, asked, budget.batch_size)
+                stored, samples_done, samples_left = _evaluations(run_dir, asked, budget.batch_size)
                 reached = reached_step(run_dir) * budget.batch_size
                 if stored == len(asked) and recorded_run(run_dir, last // budget.batch_size) is not None:
                     reached = max(reached, last)  # the records answer all that is asked of it: nothing to train
                 out.append(PlannedRun(rule, row.name, row.model.resolutions[-1], k, run_dir, row.flops, reached, last,
-                                      measured_speed(run_dir), stored, len(asked), samples_left))
+                                      measured_speed(run_dir), stored, len(asked), samples_left, samples_done))
     return out
 
 
-def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tuple[int, int]:
-    """How many of the ``(protocol, images)`` evaluations of the run are stored, and the images the others will
-    generate."""
-    stored = samples_left = 0
+def _evaluations(run_dir: Path, asked: Sequence[tuple], batch_size: int) -> tuple[int, int, int]:
+    """How many of the ``(protocol, images)`` evaluations of the run are stored, the images they generated and
+    the images the others will generate."""
+    stored = samples_done = samples_left = 0
     for protocol, images in asked:
         step = images // batch_size
         run = TrainResult(run_dir, step, checkpoint=run_dir / f"step-{step:08d}")  # the key reads its name only
-        done = protocol.is_stored(run)
-        stored, samples_left = stored + done, samples_left + (0 if done else protocol.n_samples)
-    return stored, samples_left
+        if protocol.is_stored(run):
+            stored, samples_done = stored + 1, samples_done + protocol.n_samples
+        else:
+            samples_left += protocol.n_samples
+    return stored, samples_done, samples_left
 
 
 def row_speeds(planned: Sequence[PlannedRun]) -> tuple[dict[str, float], set[str]]:
@@ -153,7 +156,7 @@ def evaluation_seconds_per_image(planned: Sequence[PlannedRun]) -> tuple[dict[st
 def plan_markdown(planned: Sequence[PlannedRun]) -> str:
     """The plan as a table, one line per run, then the training and evaluation time left at the speeds measured
     in this cache; a row never measured is priced from its FLOPs (:func:`row_speeds`) and said so, and with
-    nothing measured yet the time is not given."""
+    nothing measured yet the time is not given. Then what is done, at the same speeds (:func:`_done_line`)."""
     (speeds, estimated), (per_image, eval_estimated) = row_speeds(planned), evaluation_seconds_per_image(planned)
     lines = ["| rule | row | seed | images seen / to see | images/s measured | training left | evaluations stored / "
              "needed |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -180,5 +183,23 @@ def plan_markdown(planned: Sequence[PlannedRun]) -> str:
                           for r in order if r in per_image)
         lines.append(f"Evaluations left: {n_eval} ({sum(p.samples_left for p in planned):,} images to generate), "
                      + (f"about {duration(eval_s)} (s/image: {rates})." if per_image else "none stored yet to price them."))
+    if speeds:
+        lines.append(_done_line(planned, speeds, per_image, train_s + eval_s))
     lines.append("Speeds are those measured in this cache, scaled to a CPU of its own; on another machine they differ.")
     return "\n".join(lines)
+
+
+def _done_line(planned: Sequence[PlannedRun], speeds: dict[str, float], per_image: dict[str, float],
+               left_s: float) -> str:
+    """What the campaign has done, priced like what is left (each row's median speed alone, each row's seconds
+    per generated image), and the two together: the campaign's compute on this machine as if it ran through
+    without a stop. Its elapsed time is longer: a stop loses the steps since the last checkpoint and the
+    sampling batch in progress, and a restart reloads models and references."""
+    images = sum(min(p.reached_images, p.target_images) for p in planned)
+    generated = sum(p.samples_done for p in planned)
+    done_s = sum(min(p.reached_images, p.target_images) / speeds[p.row] for p in planned if p.row in speeds)
+    done_s += sum(p.samples_done * per_image.get(p.row, 0.0) for p in planned)
+    return (f"Done: {images:,} images trained and {generated:,} generated "
+            f"({sum(p.evaluations_stored for p in planned)} evaluations), about {duration(done_s)} at the same "
+            f"speeds; done and left together, about {duration(done_s + left_s)} of compute on this machine, "
+            f"not counting what stops cost (the steps since the last checkpoint, reloading).")
