@@ -183,7 +183,7 @@ def plan_markdown(planned: Sequence[PlannedRun]) -> str:
                           for r in order if r in per_image)
         lines.append(f"Evaluations left: {n_eval} ({sum(p.samples_left for p in planned):,} images to generate), "
                      + (f"about {duration(eval_s)} (s/image: {rates})." if per_image else "none stored yet to price them."))
-    if speeds:
+    if any(p.reached_images or p.samples_done for p in planned):
         lines.append(_done_line(planned, speeds, per_image, train_s + eval_s))
     lines.append("Speeds are those measured in this cache, scaled to a CPU of its own; on another machine they differ.")
     return "\n".join(lines)
@@ -194,12 +194,18 @@ def _done_line(planned: Sequence[PlannedRun], speeds: dict[str, float], per_imag
     """What the campaign has done, priced like what is left (each row's median speed alone, each row's seconds
     per generated image), and the two together: the campaign's compute on this machine as if it ran through
     without a stop. Its elapsed time is longer: a stop loses the steps since the last checkpoint and the
-    sampling batch in progress, and a restart reloads models and references."""
+    sampling batch in progress, and a restart reloads models and references. Not priced while a row that has
+    trained or generated, or must still, has no measured speed or no stored evaluation."""
     images = sum(min(p.reached_images, p.target_images) for p in planned)
     generated = sum(p.samples_done for p in planned)
-    done_s = sum(min(p.reached_images, p.target_images) / speeds[p.row] for p in planned if p.row in speeds)
-    done_s += sum(p.samples_done * per_image.get(p.row, 0.0) for p in planned)
-    return (f"Done: {images:,} images trained and {generated:,} generated "
-            f"({sum(p.evaluations_stored for p in planned)} evaluations), about {duration(done_s)} at the same "
-            f"speeds; done and left together, about {duration(done_s + left_s)} of compute on this machine, "
-            f"not counting what stops cost (the steps since the last checkpoint, reloading).")
+    done = (f"Done: {images:,} images trained and {generated:,} generated "
+            f"({sum(p.evaluations_stored for p in planned)} evaluations)")
+    unpriced = sorted({p.row for p in planned if p.row not in speeds}
+                      | {p.row for p in planned if (p.samples_done or p.samples_left) and p.row not in per_image})
+    if unpriced:
+        return f"{done}; not priced: no measured speed or stored evaluation for {', '.join(unpriced)}."
+    done_s = sum(min(p.reached_images, p.target_images) / speeds[p.row] for p in planned)
+    done_s += sum(p.samples_done * per_image[p.row] for p in planned if p.samples_done)
+    return (f"{done}, about {duration(done_s)} at the same speeds; done and left together, about "
+            f"{duration(done_s + left_s)} of compute on this machine, not counting what stops cost (the steps "
+            f"since the last checkpoint, reloading).")
