@@ -2,6 +2,7 @@
 
 import math
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -127,6 +128,13 @@ def test_train_and_evaluate_toy_table(tmp_path, monkeypatch):
     recorded = {m.key: m for m in rec.metrics}
     for key in ("KID layered32 - single32 at 24 images", "alignment layered64 - single64 at 24 images"):
         assert recorded[key].ci[0] <= recorded[key].value <= recorded[key].ci[1]
+        assert recorded[key].note.startswith("paired across 2 seeds")
+    # one seed: the differences' notes say that their interval leaves the seeds' spread out
+    solo = Recorder(None, "t")
+    table1.record_table1(solo, [replace(r, evaluations={k: v[:1] for k, v in r.evaluations.items()}) for r in table],
+                         "smoke", "paper")
+    assert {m.key: m for m in solo.metrics}["FID layered64 - single64 at 24 images"].note.startswith(
+        "1 seed, paired: its interval is the sample bootstrap's alone")
     a = [e.alignment for e in table[4].evaluations[24]]
     b = [e.alignment for e in table[3].evaluations[24]]
     assert recorded["alignment layered64 - single64 at 24 images"].value == pytest.approx((sum(a) - sum(b)) / 2)

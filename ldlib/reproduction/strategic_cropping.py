@@ -21,7 +21,7 @@ from ..network import build_model
 from ..runtime.device import memory_format, place, resolve_precision
 from ..training import TrainResult, step_loss
 from .recorder import ANALYTIC, Recorder, fmt
-from .study import compare, record_scores
+from .study import compare, pairing, record_scores
 
 
 def default_crop_size(preset: str) -> int:
@@ -195,7 +195,7 @@ def record_cropping(rec: Recorder, full_ips: float, crop_ips: float, full: Mappi
     for (bf, bc), (d, ci) in zip(zip(sorted(ev_full), sorted(ev_crop)),
                                  equal_time_differences(ev_full, ev_crop, full_ips).values()):
         rec.metric(f"FID crops - full at equal wall time, full training {bf} images", d, ci=ci,
-                   note=f"{bf / full_ips:.0f} s of training: crops {bc} images; {len(ev_full[bf])} seeds, paired; "
+                   note=f"{bf / full_ips:.0f} s of training: crops {bc} images; {pairing(len(ev_full[bf]))}; "
                         f"< 0: crops better")
     (bf, a), (bc, b) = max(ev_full.items()), max(ev_crop.items())
     record_scores(rec, f"full images ({bf} images)", a)

@@ -246,6 +246,13 @@ def compare(rec: Recorder, key: str, paper_says: str, a: tuple[str, Arm], b: tup
     return f"{metric.upper()}: {na} - {nb} = {fmt(diff)} {fmt_ci(ci)}, {judged.verdict}"
 
 
+def pairing(seeds: int) -> str:
+    """How a paired difference's interval was made, for its note: across training seeds paired by seed index, or,
+    with one seed, from that seed's sample bootstrap alone (the spread between seeds unmeasured)."""
+    return (f"paired across {seeds} seeds" if seeds > 1
+            else "1 seed, paired: its interval is the sample bootstrap's alone")
+
+
 def _seeds(arm: "Arm") -> list[Evaluation]:
     return [arm] if isinstance(arm, Evaluation) else list(arm)
 

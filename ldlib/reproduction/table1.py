@@ -26,7 +26,7 @@ from . import paper_numbers as paper
 from . import schedule_shifting
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci, seed_interval
 from .run_cache import machine_label, trained_model, trained_on
-from .study import Budget, at_one_count, compare, record_scores, seeds_range
+from .study import Budget, at_one_count, compare, pairing, record_scores, seeds_range
 
 
 #: Table 1's schedule rules, each applied to single and layered rows alike (one factor at a time): the paper's
@@ -323,6 +323,11 @@ def final_differences(table: list[Row]) -> list[tuple[str, tuple[float, tuple[fl
     return out
 
 
+def _seeds_at(table: list[Row], images: int) -> int:
+    """The training seeds every row has an evaluation of at ``images`` (what its differences pair)."""
+    return min((len(row.evaluations[images]) for row in table if images in row.evaluations), default=0)
+
+
 def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "paper", judge: Judge | None = None,
                   floors: dict[int, tuple[float, float]] | None = None) -> str:
     """Metrics for every cell at the largest budget (mean over seeds), the layered - single difference at every
@@ -339,11 +344,12 @@ def record_table1(rec: Recorder, table: list[Row], preset: str, rule: str = "pap
                       source="Table 1", alignment_note=judge.label if judge else "")
     for name, curve in curve_differences(table, "fid").items():
         for images, (d, ci) in curve.items():
-            rec.metric(f"FID {name} at {images} images{tag}", d, ci=ci, note="paired across seeds; < 0: layered better")
+            rec.metric(f"FID {name} at {images} images{tag}", d, ci=ci,
+                       note=f"{pairing(_seeds_at(table, images))}; < 0: layered better")
     for name, (d, ci), images in final_differences(table):
         knn = name.split()[0] in KNN_METRICS
         rec.metric(f"{name} at {images} images{tag}", d, ci=ci,
-                   note=f"paired across seeds{f' ({KNN_INTERVAL})' if knn else ''}; "
+                   note=f"{pairing(_seeds_at(table, images))}{f' ({KNN_INTERVAL})' if knn else ''}; "
                         "no claim of the paper's (its Table 1 prints FID and IS only)")
     if judge is not None and "alignment on real reference images (ceiling)" not in {m.key for m in rec.metrics}:
         rec.metric("alignment on real reference images (ceiling)", judge.ceiling, note=judge.label)
@@ -402,7 +408,7 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
     for layered, single in pairs(table):
         d, ci, n = paired_difference(evaluations[layered.name], evaluations[single.name], "fid")
         rec.metric(f"FID {layered.name} - {single.name}{tag}, held-out concepts", d, ci=ci,
-                   note=f"secondary; {n} seeds, paired; < 0: layered better")
+                   note=f"secondary; {pairing(n)}; < 0: layered better")
         lines.append(f"{layered.name} - {single.name} {fmt(d)} {fmt_ci(ci)}")
     return "; ".join(lines)
 
