@@ -14,8 +14,16 @@ from .sampler import METHODS
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .reproduction.runner import PROJECT_ROOT, reproduce
+    from .reproduction.runner import PROJECT_ROOT, plan, reproduce
 
+    if args.plan:
+        from .reproduction.plan import notebooks_plan, plan_markdown
+        from .runtime.cache import cache_root
+
+        planned, notes = notebooks_plan(plan(args.profile, args.only, args.param, seed=args.seed))
+        print(f"# ldlib reproduce --profile {args.profile}: the training and scoring left (run cache {cache_root()})"
+              f"\n\n{plan_markdown(planned, by_notebook=True)}" + "".join(f"\n- {n}" for n in notes))
+        return 0
     results = reproduce(
         args.profile,
         only=args.only,
@@ -245,6 +253,10 @@ def _reproduction_commands(sub) -> None:
     rep.add_argument("--results", type=Path, help="results folder (default: the clone's results/)")
     rep.add_argument("--notebooks", type=Path, help="notebooks folder (default: the clone's notebooks/)")
     rep.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    rep.add_argument("--plan", action="store_true",
+                     help="run nothing: list every run and evaluation the notebooks ask for (each once: shared runs "
+                          "under the first notebook), what is done, and the time left at the speeds measured in the "
+                          "run cache")
     rep.set_defaults(func=_reproduce)
 
     pre = sub.add_parser("pretrain", help="train Table 1's runs (notebook 05) for a profile ahead of the notebook; "

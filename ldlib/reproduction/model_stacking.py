@@ -14,15 +14,47 @@ by ``ldlib.reproduction.study.Study.replicate(levels, init_from=...)``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 from ..evaluation import Evaluation
 from .recorder import Recorder
-from .study import compare, record_scores
+from .study import Budget, Study, compare, record_scores
 
 #: the two readings of the paper's FID sentence: (claim suffix, stacking expected to give the better FID?)
 FID_READINGS = (("stacking lowers FID (random models' FID rose)", True),
                 ("stacking raises FID (fidelity traded for alignment)", False))
+
+
+def equal_total(study: Study) -> Budget:
+    """The random models' budget under *equal total images* for one stacking round: twice the study's."""
+    return replace(study.budget, images=2 * study.budget.images)
+
+
+def trained_arms(study: Study, resolutions: Sequence[int]) -> tuple[dict[str, list[Evaluation]], list[tuple[str, str, str]]]:
+    """Table A.2's models, each trained once per training seed of ``study`` and scored with its protocol: at the
+    2- and 3-resolution targets (``resolutions``, the preset's, base first) a random model at the study's budget
+    B, one at :func:`equal_total` (2B), and the stacked ones (from the base model; at 3 resolutions (a) from the
+    stacked and (b) from the random 2-resolution model), each trained B images after its initialisation.
+    Returns the evaluations by model name (in that order) and the (stacked, random, convention) pairs
+    :func:`record_stacking` compares ((a)'s lineage saw 3B: it has no equal-total twin)."""
+    double, res = equal_total(study), resolutions
+    base = study.replicate(1)
+    random2, random2_total = study.replicate(2), study.replicate(2, budget=double)
+    stacked2 = study.replicate(2, init_from=base, label="stacked")
+    random3, random3_total = study.replicate(3), study.replicate(3, budget=double)
+    stacked3_a = study.replicate(3, init_from=stacked2, label="stacked-a")
+    stacked3_b = study.replicate(3, init_from=random2, label="stacked-b")
+    b2 = double.images
+    runs = {f"random {res[1]}": random2, f"random {res[1]} ({b2} images)": random2_total,
+            f"stacked {res[1]} (from {res[0]})": stacked2, f"random {res[2]}": random3,
+            f"random {res[2]} ({b2} images)": random3_total, f"stacked {res[2]} (a: from stacked {res[1]})": stacked3_a,
+            f"stacked {res[2]} (b: from random {res[1]})": stacked3_b}
+    names = list(runs)
+    same, total = "equal images for the new model", f"equal total images: random trains {b2}"
+    pairs = [(names[2], names[0], same), (names[2], names[1], total), (names[5], names[3], same),
+             (names[6], names[3], same), (names[6], names[4], total)]
+    return {name: study.evaluate(arm) for name, arm in runs.items()}, pairs
 
 
 def record_stacking(rec: Recorder, evals: Mapping[str, Sequence[Evaluation]],

@@ -20,7 +20,7 @@ from scipy import stats
 from ..evaluation import Evaluation
 from ..noise import NOISE_KINDS, downsample_noise
 from .recorder import ANALYTIC, Recorder
-from .study import compare, record_scores
+from .study import Study, compare, record_scores
 
 #: Significance level of the normality tests.
 ALPHA = 0.01
@@ -284,6 +284,14 @@ def _bilinear_verdict(rec: Recorder, by_kind: Mapping[str, list[dict]], gaps: Ma
         + raw_txt
         + (f" It is also not consistent across scales (RMS gap {gaps['bilinear']:.2f})." if "bilinear" in gaps else "")
     )
+
+
+def trained_arms(study: Study, levels: int, kinds: Sequence[str]) -> dict[str, list[Evaluation]]:
+    """Table A.1's training half: the layered model over ``levels`` resolutions trained with each noise kind of
+    ``kinds`` (``ldlib.noise``), once per training seed of ``study``, and scored with its protocol (one evaluation
+    per seed, paired by seed index). The sinc arm is Table 1's layered model (the run cache shares it)."""
+    runs = {kind: study.replicate(levels, noise=kind) for kind in kinds}  # every arm trained before any is sampled
+    return {kind: study.evaluate(arm) for kind, arm in runs.items()}
 
 
 def record_noise_training(rec: Recorder, evals: Mapping[str, Evaluation]) -> str:

@@ -7,7 +7,7 @@ sinc noise leaves in the lower layers' inputs, and the sweeps of the top layer's
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -173,6 +173,16 @@ def sweep_top_shift(study: Study, levels: int, lower_shifts: Sequence[float], gr
                                label=f"shift{levels}-{shift_label(s).replace('log(1/', 'snr1over').rstrip(')')}")
         out.append((s, runs, study.evaluate(runs)))
     return out
+
+
+def sweeps(study: Study, extra2: Sequence[float] = (), extra3: Sequence[float] = (),
+           pick: Callable[[list], float] | None = None) -> tuple[list, list]:
+    """Fig. A.5's two sweeps (:func:`sweep_top_shift`): the 2-resolution model's top shift over
+    :func:`shift_grid` (2x, plus ``extra2``), then the 3-resolution model's over the 4x grid (plus ``extra3``) with
+    its middle layer at the shift ``pick`` chooses from the first sweep (default :func:`best_shift`)."""
+    sweep2 = sweep_top_shift(study, 2, [0.0], shift_grid(2, extra2))
+    sweep3 = sweep_top_shift(study, 3, [0.0, (pick or best_shift)(sweep2)], shift_grid(4, extra3))
+    return sweep2, sweep3
 
 
 def best_shift(results: list[tuple[float, list[TrainResult], list[Evaluation]]]) -> float:

@@ -21,7 +21,7 @@ from ..network import build_model
 from ..runtime.device import memory_format, place, resolve_precision
 from ..training import TrainResult, step_loss
 from .recorder import ANALYTIC, Recorder, fmt
-from .study import compare, pairing, record_scores
+from .study import Study, compare, pairing, record_scores
 
 
 def default_crop_size(preset: str) -> int:
@@ -110,6 +110,28 @@ def training_speed(preset: str, levels: int, batch_size: int, crop_size: int | N
     return batch_size / float(np.median(timings))
 
 
+def _speed_file(preset: str, levels: int, batch_size: int, crop_size: int | None, steps: int, seed: int):
+    """Where :func:`measured_training_speed` keeps its measurement, and the key it is kept under."""
+    from ..runtime.cache import cache_root, code_fingerprint
+    from .run_cache import TRAINING_CODE, key_digest
+    from .runner import device_info
+
+    machine = {k: v for k, v in device_info().items() if k in ("cpu", "cpu_count", "torch_threads", "cpu_capability",
+                                                                 "cuda")}
+    key = dict(preset=preset, levels=levels, batch_size=batch_size, crop_size=crop_size, steps=steps, seed=seed,
+               machine=machine, torch=torch.__version__, training_code=code_fingerprint(TRAINING_CODE))
+    return cache_root() / "speeds" / f"{preset}-{levels}-crop{crop_size or 0}-{key_digest(key)}.json", key
+
+
+def stored_training_speed(preset: str, levels: int, batch_size: int, crop_size: int | None, steps: int = 6,
+                          seed: int = 0) -> float | None:
+    """:func:`measured_training_speed` if this machine measured it already, else None (nothing is measured)."""
+    from ..runtime.files import read_json
+
+    stored = read_json(_speed_file(preset, levels, batch_size, crop_size, steps, seed)[0])
+    return float(stored["images_per_s"]) if "images_per_s" in stored else None
+
+
 def measured_training_speed(preset: str, levels: int, batch_size: int, crop_size: int | None, steps: int = 6,
                             seed: int = 0) -> float:
     """:func:`training_speed`, measured once per machine and training code and read back from the cache after.
@@ -118,19 +140,12 @@ def measured_training_speed(preset: str, levels: int, batch_size: int, crop_size
     would make a rerun over the same cache ask for other runs (on one machine: 2.21x, then 2.12x, which fall on
     either side of a rounding step of :func:`equal_time_images`: 28,800 vs 27,200 cropped images). A measurement
     taken beside other work is kept too: delete its file under ``speeds/`` in the cache to measure again."""
-    from ..runtime.cache import cache_root, code_fingerprint
-    from ..runtime.files import atomic_write_text, read_json
-    from .run_cache import TRAINING_CODE, key_digest
-    from .runner import device_info
+    from ..runtime.files import atomic_write_text
 
-    machine = {k: v for k, v in device_info().items() if k in ("cpu", "cpu_count", "torch_threads", "cpu_capability",
-                                                                 "cuda")}
-    key = dict(preset=preset, levels=levels, batch_size=batch_size, crop_size=crop_size, steps=steps, seed=seed,
-               machine=machine, torch=torch.__version__, training_code=code_fingerprint(TRAINING_CODE))
-    path = cache_root() / "speeds" / f"{preset}-{levels}-crop{crop_size or 0}-{key_digest(key)}.json"
-    stored = read_json(path)  # {} when not measured yet (or the file is unreadable: measured again)
-    if "images_per_s" in stored:
-        return float(stored["images_per_s"])
+    stored = stored_training_speed(preset, levels, batch_size, crop_size, steps, seed)
+    if stored is not None:  # an unreadable file reads as not measured: measured again
+        return stored
+    path, key = _speed_file(preset, levels, batch_size, crop_size, steps, seed)
     images_per_s = training_speed(preset, levels, batch_size, crop_size, steps, seed=seed)
     atomic_write_text(path, json.dumps({**key, "images_per_s": images_per_s,
                                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
@@ -154,6 +169,18 @@ def equal_time_images(images: int, speed_ratio: float, batch_size: int) -> int:
     with it the milestones the cropped runs are asked for)."""
     ratio = max(1, round(speed_ratio * 8)) / 8
     return max(batch_size, int(round(images * ratio / batch_size)) * batch_size)
+
+
+def equal_time_curves(study: Study, levels: int, budgets: Sequence[int], crop_size: int, speed_ratio: float):
+    """Full and cropped training of the ``levels``-resolution model along the budget curve, once per training seed
+    of ``study``: full at ``budgets`` (images; Table 1's layered runs), cropped at the same wall times
+    (:func:`equal_time_images` with the measured ``speed_ratio``, crops / full), each point scored with the
+    study's protocols (``Study.evaluate_curve``). Returns (full runs, cropped runs, their evaluations), each by
+    budget."""
+    crop_budgets = [equal_time_images(b, speed_ratio, study.budget.batch_size) for b in budgets]
+    full = study.curve(levels, budgets)
+    cropped = study.curve(levels, crop_budgets, crop_size=crop_size, label=f"crop{crop_size}")
+    return full, cropped, study.evaluate_curve(full), study.evaluate_curve(cropped)
 
 
 # ------------------------------------------------------------------------------------------- verdicts

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence, Union
 
-from ..config import DiffusionConfig, TrainConfig, model_config
+from ..config import DiffusionConfig, TrainConfig, UNetConfig, model_config
 from ..data.datasets import data_spec
 from ..evaluation import Evaluation, Evaluator, across_seed_value, metric_value, paired_difference
 from ..training import TrainResult
@@ -103,7 +103,7 @@ class Study:
 
     def evaluate(self, runs: Sequence[TrainResult]) -> list[Evaluation]:
         """One evaluation per seed's run, with the study's protocol (paired by seed index across arms)."""
-        return [self.evaluator(run) for run in runs]
+        return [self.score(self.evaluator, run) for run in runs]
 
     def curve(self, levels: int, budgets: Sequence[int], **kwargs) -> dict[int, list[TrainResult]]:
         """The model at every budget (images seen, increasing), once per seed: each seed's one run passes
@@ -114,7 +114,12 @@ class Study:
         """A curve's evaluations: the largest budget with the study's protocol, the others with the curve's
         (fewer samples; the same prompts and noise)."""
         last, small = max(curve), self.curve_evaluator or self.evaluator
-        return {b: [(self.evaluator if b == last else small)(run) for run in runs] for b, runs in curve.items()}
+        return {b: [self.score(self.evaluator if b == last else small, run) for run in runs] for b, runs in curve.items()}
+
+    def score(self, protocol: Evaluator, run: TrainResult) -> Evaluation:
+        """``protocol``'s evaluation of ``run``: every evaluation a study makes goes through here (the plan's
+        ``PlanningStudy`` notes it instead)."""
+        return protocol(run)
 
     def at_curve_count(self, curve: Mapping[int, Sequence[Evaluation]]) -> dict[int, list[Evaluation]]:
         """:meth:`evaluate_curve`'s evaluations at the curve protocol's one sample count (:func:`at_one_count`)."""
@@ -182,18 +187,26 @@ def floors_text(floors: Mapping[tuple[int, int], tuple[float, float]]) -> str:
                      for (n, res), (fid, kid) in floors.items())
 
 
+def layered_request(preset: str, levels: int, budget: Budget, *, noise: str = "sinc",
+                    shifts: Sequence[float] | None = None, crop_size: int | None = None,
+                    label: str = "") -> tuple[str, UNetConfig, DiffusionConfig, TrainConfig]:
+    """What :func:`train_layered` asks the run cache for (its name, model, schedules and training config), for
+    ``ldlib.reproduction.plan`` to find the run without training it."""
+    mcfg = model_config(preset, levels)
+    dcfg = (DiffusionConfig.paper(mcfg.resolutions, noise_kind=noise) if shifts is None
+            else DiffusionConfig(mcfg.resolutions, tuple(float(s) for s in shifts), noise_kind=noise))
+    tcfg = budget.config(crop_size=crop_size) if crop_size else budget.config()
+    return f"{preset}-layered{mcfg.resolutions[-1]}" + (f"-{label}" if label else ""), mcfg, dcfg, tcfg
+
+
 def train_layered(preset: str, levels: int, data: dict, budget: Budget, *, noise: str = "sinc",
                   shifts: Sequence[float] | None = None, crop_size: int | None = None,
                   init_from: TrainResult | None = None, label: str = "", progress: bool = True) -> TrainResult:
     """The layered model of ``preset`` over its first ``levels`` resolutions, trained on eq. (3) with the given
     noise kind, per-resolution shifts (nats; default the paper's), optional strategic cropping, optionally
     stacked on a smaller finished run. Defaults equal Table 1's layered rows, so those runs are shared."""
-    mcfg = model_config(preset, levels)
-    dcfg = (DiffusionConfig.paper(mcfg.resolutions, noise_kind=noise) if shifts is None
-            else DiffusionConfig(mcfg.resolutions, tuple(float(s) for s in shifts), noise_kind=noise))
-    tcfg = budget.config(crop_size=crop_size) if crop_size else budget.config()
-    name = f"{preset}-layered{mcfg.resolutions[-1]}" + (f"-{label}" if label else "")
-    return trained_model(name, mcfg, dcfg, tcfg, data, progress=progress, init_from=init_from)
+    request = layered_request(preset, levels, budget, noise=noise, shifts=shifts, crop_size=crop_size, label=label)
+    return trained_model(*request, data, progress=progress, init_from=init_from)
 
 
 # ------------------------------------------------------------------------------------------ reporting
