@@ -207,7 +207,8 @@ class Watcher(threading.Thread):
         if update and time.time() - update["time"] > 2 * self.every:  # busy with something that does not report
             what += f" (last update {live.duration(time.time() - update['time'])} ago)"
         if self.expected_s is None or self.after_s is None:
-            suite = "suite ETA unknown (no earlier run of every notebook in this profile)"
+            suite = ("suite ETA unknown (no earlier run of every notebook in this profile; `ldlib reproduce --plan` "
+                     "prices the training and scoring left)")
         else:
             suite = f"suite ETA {live.duration(max(0.0, self.expected_s - elapsed) + self.after_s)}"
         return f"[{self.name}] {live.duration(elapsed)} in: {what}; {suite}"
