@@ -254,8 +254,8 @@ def _reproduction_commands(sub) -> None:
     rep.add_argument("--notebooks", type=Path, help="notebooks folder (default: the clone's notebooks/)")
     rep.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     rep.add_argument("--plan", action="store_true",
-                     help="run nothing: list every run and evaluation the notebooks ask for (each once: shared runs "
-                          "under the first notebook), what is done, and the time left at the speeds measured in the "
+                     help="run nothing: list every run and evaluation the notebooks ask for (each once: a shared run "
+                          "under Table 1, else the first notebook asking), what is done, and the time left at the speeds measured in the "
                           "run cache")
     rep.set_defaults(func=_reproduce)
 

@@ -104,6 +104,12 @@ class _Asked:
         return ", ".join(filter(None, [self.label, "also " + ", ".join(self.also) if self.also else ""]))
 
 
+def _run_key(run_dir: Path) -> str:
+    """The hash of the run's cache key, which its folder name ends with: a run not trained yet has a folder name
+    per asker (``run_cache.run_dir_for``), the same hash for all."""
+    return run_dir.name.rsplit("-", 1)[-1]
+
+
 class Ledger:
     """Every run and evaluation that notebooks ask for, each once: the run cache shares a run between notebooks
     (the same key), and an evaluation between protocols with the same key, so a run asked for twice is listed
@@ -116,8 +122,7 @@ class Ledger:
             batch_size: int, label: str = "") -> TrainResult:
         """Note a request to train ``run_dir`` to ``images``; returns the run as training it would (its checkpoint
         is where it will be, in the folder of the first request: what a stacked run's key is made of)."""
-        # by the key's hash: a run not trained yet has a folder name per asker (run_cache.run_dir_for)
-        asked = self._runs.setdefault(run_dir.name.rsplit("-", 1)[-1],
+        asked = self._runs.setdefault(_run_key(run_dir),
                                       _Asked(group, row, label, model, seed_index, run_dir, 0, batch_size))
         asked.target = max(asked.target, images)
         if group != asked.group and group not in asked.also:
@@ -128,8 +133,7 @@ class Ledger:
     def evaluation(self, protocol: Evaluator, run: TrainResult) -> bool:
         """Note that ``protocol`` scores ``run`` (noted with :meth:`run`); whether it is stored already."""
         stored = protocol.is_stored(run)
-        self._runs[run.run_dir.name.rsplit("-", 1)[-1]].evaluations[protocol.folder(run).name] = (protocol.n_samples,
-                                                                                               stored)
+        self._runs[_run_key(run.run_dir)].evaluations[protocol.folder(run).name] = (protocol.n_samples, stored)
         return stored
 
     def planned(self) -> list[PlannedRun]:
