@@ -192,33 +192,32 @@ def _pretrain(args: argparse.Namespace) -> int:
         return 0
     protocols = table1.evaluators(spec, p) if args.evaluate else None  # once: their references and judge are shared
     for rule in args.rules or p["rules"]:
-        table = table1.train_rows(p["preset"], spec, budget, budgets, p["seeds"],
-                                  rule, progress=not args.quiet, only=only)
+        common = (p["preset"], spec, budget, budgets, p["seeds"], rule)
+        if args.evaluate:  # each run scored as soon as it is trained: its records land before the next run starts
+            heldout = rule == p["rules"][0]  # the held-out secondary: under the notebook's first rule only
+            table, held = table1.train_and_score_rows(*common, protocols, heldout, progress=not args.quiet,
+                                                      only=only, announce=lambda line: print(line, flush=True))
+        else:
+            table = table1.train_rows(*common, progress=not args.quiet, only=only)
         for row in table:
             for images, runs in sorted(row.runs.items()):
                 print(f"{rule} {row.name} {images} images: " + ", ".join(str(r.checkpoint) for r in runs))
         if args.evaluate:
-            _pretrain_evaluate(table, protocols, p["preset"], rule, heldout=rule == p["rules"][0])
+            _pretrain_readout(table, held, protocols, p["preset"], rule)
     return 0
 
 
-def _pretrain_evaluate(table, protocols, preset: str, rule: str, heldout: bool) -> None:
-    """Score ``table``'s runs as notebook 05 does (the held-out secondary only under its first rule), print each
-    budget's FID and KID per seed, then what the notebook will conclude from them: Table 1 at the largest budget,
-    the paired layered - single differences along the budget curve, the claims with their verdicts and the side
-    each budget's difference puts ahead (the notebook's own ``record_table1`` and ``ordering_text``, so an interim
+def _pretrain_readout(table, heldout: dict, protocols, preset: str, rule: str) -> None:
+    """Print each budget's FID and KID per seed of ``table``'s scored runs (and ``heldout``'s, the held-out
+    secondary, when scored), then what notebook 05 will conclude from them: Table 1 at the largest budget, the
+    paired layered - single differences along the budget curve, the claims with their verdicts and the side each
+    budget's difference puts ahead (the notebook's own ``record_table1`` and ``ordering_text``, so an interim
     read-out of a long campaign is the notebook's numbers)."""
     from .reproduction import table1
     from .reproduction.recorder import Recorder, claims_table, metrics_table
 
-    def say(line: str) -> None:
-        print(line, flush=True)
-
-    for row in table1.evaluate_rows(table, protocols.curve, protocols.final, announce=say):
-        scored = sorted(row.evaluations.items())
-        if heldout:
-            last = max(row.runs)
-            scored.append(("held-out", table1.score_runs(protocols.heldout, row.name, last, row.runs[last], say)))
+    for row in table:
+        scored = sorted(row.evaluations.items()) + ([("held-out", heldout[row.name])] if heldout else [])
         for images, evals in scored:
             print(f"{rule} {row.name} {images} images: FID " + ", ".join(f"{e.scores.fid:.1f}" for e in evals)
                   + "; KID x1e3 " + ", ".join(f"{e.scores.kid * 1e3:.1f}" for e in evals))

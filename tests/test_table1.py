@@ -195,6 +195,13 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
 
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path))
     monkeypatch.setenv("LDLIB_RECORDS", str(tmp_path / "records"))  # what a campaign sets (ldlib.runtime.records)
+    asked = table1.trained_model
+
+    def trained_model(name, *args, **kwargs):  # says when each run is asked for (trained, or read back)
+        print(f"run asked for: {name}")
+        return asked(name, *args, **kwargs)
+
+    monkeypatch.setattr(table1, "trained_model", trained_model)
     small = dict(seeds=1, curve_images=[], budget_images=8, batch_size=8, data_size=32, n_reference=8, n_samples=4,
                  sample_steps=2, judge_steps=2, n_boot=4, text_encoder="hash")
     argv = ["pretrain", "--profile", "smoke", "--rows", "single32", "layered32", "--rules", "paper", "--evaluate",
@@ -231,10 +238,14 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     # the console names each run before it is scored (the sampler's bar does not), then says it is stored
     assert "evaluating: single32 seed 0 at 8 images, 4 samples against the train reference" in first
     assert "evaluating: layered32 seed 0 at 8 images, 16 samples against the val reference" in first
+    # each run scored as soon as it is trained (its records land before the next run trains): single32's
+    # evaluations, the held-out one too, come before layered32 is asked for
+    assert (first.index("evaluating: single32 seed 0 at 8 images, 16 samples against the val reference")
+            < first.index("run asked for: smoke-layered32") < first.index("evaluating: layered32 seed 0"))
     assert cli.main(argv) == 0
     again = capsys.readouterr().out
     assert "evaluating:" not in again and again.count("stored: ") == first.count("evaluating: ") == 4
-    numbers = [[line for line in out.splitlines() if not line.startswith(("evaluating: ", "stored: "))]
+    numbers = [[line for line in out.splitlines() if not line.startswith(("evaluating: ", "stored: ", "run asked"))]
                for out in (first, again)]
     assert numbers[0] == numbers[1]  # read back, same numbers
     # a machine whose run cache is empty reads the records: nothing to train or score, the same read-out
@@ -246,7 +257,8 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     fresh = capsys.readouterr().out
     assert "evaluating:" not in fresh and not list((tmp_path / "fresh").glob("runs/*/step-*"))
     same = [[line for line in lines if "/runs/" not in line] for lines in (numbers[0], fresh.splitlines())]
-    assert same[0] == [line for line in same[1] if not line.startswith("stored: ")]  # checkpoint paths aside
+    read_back = [line for line in same[1] if not line.startswith(("stored: ", "run asked"))]
+    assert same[0] == read_back  # checkpoint paths aside
 
 
 def test_the_plan_prices_a_shared_segment_as_if_alone():

@@ -165,6 +165,41 @@ def score_runs(protocol: Evaluator, row: str, images: int, runs: Sequence[TrainR
     return out
 
 
+def score_rows(table: list[Row], protocols: Protocols, heldout: bool = False,
+               announce: Callable[[str], None] | None = None) -> dict[str, list[Evaluation]]:
+    """Every run of ``table`` scored as notebook 05 scores it (:func:`evaluate_rows` with ``protocols.curve`` and
+    ``protocols.final``) and, when ``heldout``, the largest budget's also against the held-out concepts
+    (``protocols.heldout``, the secondary): those are returned by row name."""
+    evaluate_rows(table, protocols.curve, protocols.final, announce=announce)
+    if not heldout:
+        return {}
+    return {row.name: score_runs(protocols.heldout, row.name, max(row.runs), row.runs[max(row.runs)], announce)
+            for row in table}
+
+
+def train_and_score_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int], seeds: int, rule: str,
+                         protocols: Protocols, heldout: bool = False, progress: bool = True,
+                         only: tuple[str, ...] = (), announce: Callable[[str], None] | None = None
+                         ) -> tuple[list[Row], dict[str, list[Evaluation]]]:
+    """:func:`train_rows` then :func:`score_rows`, but each row's seed scored as soon as it is trained, before the
+    next one trains: a campaign writes each run's evaluations as records (``ldlib.runtime.records``) while it
+    goes, so a machine lost in the middle costs only the run in training, never a trained run left unscored.
+    The same runs trained in the same order as :func:`train_rows`, and the same evaluations; ``announce`` gets
+    each evaluation as it starts, then every one again (``stored:``) as the whole table is read back."""
+    names = only or tuple(r.name for r in rows(preset))
+
+    def starting(line: str) -> None:  # while training: only what is sampled now (earlier seeds are read back)
+        if announce is not None and not line.startswith("stored"):
+            announce(line)
+
+    for k in range(seeds):
+        for name in names:
+            part = train_rows(preset, data, budget, budgets, k + 1, rule, progress, only=(name,))
+            score_rows(part, protocols, heldout, starting)
+    table = train_rows(preset, data, budget, budgets, seeds, rule, progress, only)
+    return table, score_rows(table, protocols, heldout, announce)
+
+
 def pairs(table: list[Row]) -> list[tuple[Row, Row]]:
     """(layered, single) rows at the same target resolution, in the paper's order (those both present in ``table``)."""
     single = {r.model.resolutions[-1]: r for r in table if len(r.model.resolutions) == 1}
