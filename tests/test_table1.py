@@ -180,6 +180,16 @@ def test_schedule_rules_shift_single_and_layered_rows_alike():
         table1.diffusion_for(single, 16, "simple")
 
 
+def test_a_rule_that_changes_no_schedule_names_the_same_run():
+    """single16 is the base resolution alone: unshifted under both rules, so both rules' rows are one run
+    (trained and scored once); every other row's unshifted run is its own."""
+    budget = Budget(images=64, batch_size=8, lr=1e-3)
+    for row in rows("cpu16"):
+        paper, none = (table1.row_request("cpu16", row, budget, rule) for rule in ("paper", "none"))
+        assert (paper[0] == none[0]) == (row.name == "single16") == (paper[2] == none[2])
+        assert none[0] == f"cpu16-{row.name}" + ("" if row.name == "single16" else "-none")
+
+
 def test_data_spec_needs_a_folder_for_coco():
     assert data_spec("emoji3d") == {"kind": "emoji3d", "split": "train"}
     with pytest.raises(ValueError, match="data_root"):

@@ -88,11 +88,15 @@ def train_row(preset: str, row: Row, data: dict, budget: Budget, rule: str = "pa
 
 def row_request(preset: str, row: Row, budget: Budget, rule: str = "paper", seed_index: int = 0,
                 overrides: Mapping | None = None) -> tuple[str, UNetConfig, DiffusionConfig, TrainConfig]:
-    """What :func:`train_row` asks the run cache for: the run's name, model, schedules and training config."""
+    """What :func:`train_row` asks the run cache for: the run's name, model, schedules and training config.
+    The name carries the rule only where the rule changes the schedules: a model at the base resolution alone
+    (single16) is unshifted under both rules, so both rules' rows are one run, trained and scored once."""
     base = model_config(preset, 1).resolutions[0]
     training = replace(budget, seed=budget.seed + seed_index).config(**(overrides or {}))
-    name = f"{preset}-{row.name}" + ("" if rule == "paper" else f"-{rule}")
-    return name, row.model, diffusion_for(row.model, base, rule), training
+    diffusion = diffusion_for(row.model, base, rule)
+    same = diffusion == diffusion_for(row.model, base, "paper")
+    name = f"{preset}-{row.name}" + ("" if same else f"-{rule}")
+    return name, row.model, diffusion, training
 
 
 def train_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int] = (), seeds: int = 1,
