@@ -196,7 +196,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         if args.evaluate:  # each run scored as soon as it is trained: its records land before the next run starts
             heldout = rule == p["rules"][0]  # the held-out secondary: under the notebook's first rule only
             table, held = table1.train_and_score_rows(*common, protocols, heldout, progress=not args.quiet,
-                                                      only=only, announce=lambda line: print(line, flush=True))
+                                                      only=only, announce=lambda line: print(line, flush=True),
+                                                      after=lambda part: _probe_held(part, p, spec))
         else:
             table = table1.train_rows(*common, progress=not args.quiet, only=only)
         for row in table:
@@ -205,6 +206,14 @@ def _pretrain(args: argparse.Namespace) -> int:
         if args.evaluate:
             _pretrain_readout(table, held, protocols, p["preset"], rule)
     return 0
+
+
+def _probe_held(part, p: dict, spec: dict) -> None:
+    """Notebook 05's noise-free-part probe of the runs just trained, while this machine holds their weights."""
+    from .reproduction import table1
+
+    for name in table1.probe_held(part, p["preset"], spec, p["text_encoder"], seed=p["seed"]):
+        print(f"probed: {name} (the noise-free part, notebook 05)", flush=True)
 
 
 def _pretrain_readout(table, heldout: dict, protocols, preset: str, rule: str) -> None:

@@ -143,3 +143,57 @@ def test_a_run_keeps_one_precision_across_machines(tmp_path, monkeypatch, first,
         records.weights(again)
     monkeypatch.setenv(CPU_BF16_ENV, first)  # the fix the error names
     assert records.weights(again) == checkpoint_at(again.run_dir, 2)
+
+
+def test_a_probe_is_stored_recorded_and_read_back_without_the_weights(tmp_path, monkeypatch):
+    """The noise-free-part probe (``ldlib.evaluation.reliance``) of a run is stored beside its evaluations and in
+    the records; on an empty cache it is read back without training the run again, and the plan counts the run as
+    done; other probe inputs are another question, which needs the weights. ``table1.probe_held`` probes only the
+    runs whose weights this machine holds."""
+    from ldlib.evaluation import reliance
+    from ldlib.reproduction import table1
+    from ldlib.reproduction.plan import Ledger
+
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "first"))
+    mcfg = model_config("smoke", 2)
+    request = ("smoke2", mcfg, DiffusionConfig.paper(mcfg.resolutions),
+               TrainConfig(steps=2, batch_size=4, text_encoder="hash"), data_spec("shapes", data_size=32))
+    run = trained_model(*request, progress=False)
+    probe = reliance.probe_batch(request[-1], mcfg.resolutions[-1], "hash", n=4)
+    assert not reliance.is_probed(run, probe.about)
+    out = reliance.noise_reliance(run, *probe)
+    assert out.shape == (len(reliance.PROBE_TS), 2) and reliance.is_probed(run, probe.about)
+    folder = reliance.probe_folder(run, probe.about)
+    assert (folder / "reliance.json").is_file() and records.has(folder, "reliance.json")
+    assert np.array_equal(reliance.noise_reliance(run.checkpoint, probe.x0, probe.text), out)  # unstored: computed
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "second"))
+    again = trained_model(*request, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again for a stored probe")
+
+    weights = records.weights
+    monkeypatch.setattr(records, "weights", refuse)
+    assert np.array_equal(reliance.noise_reliance(again, *probe), out) and checkpoint_at(again.run_dir, 2) is None
+    other = reliance.probe_about(request[-1], mcfg.resolutions[-1], "hash", n=4, seed=1)
+    assert not reliance.is_probed(again, other)
+
+    reached = []
+    for about in (probe.about, other):
+        ledger = Ledger()
+        asked = ledger.run("05 paper", "smoke2", mcfg, 0, again.run_dir, 8, 4)
+        ledger.probe(asked, about)
+        reached.append(ledger.planned()[0].images_left)
+    assert reached == [0, 8]  # the stored probe needs nothing; another one needs the weights: all 8 images again
+
+    row = next(r for r in table1.rows("smoke") if r.name == "layered32")
+    row.runs = {8: [again]}  # known from its records only: no weights here, nothing probed
+    assert table1.probe_held([row], "smoke", request[-1], "hash", n=4, seed=1) == []
+    row.runs = {8: [run]}
+    monkeypatch.setattr(records, "weights", weights)
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "first"))
+    assert table1.probe_held([row], "smoke", request[-1], "hash", n=4, seed=1) == [run.run_dir.name]
+    assert reliance.is_probed(run, other, seed=1)
+    assert records.has(reliance.probe_folder(run, other, seed=1), "reliance.json")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ldlib.evaluation import Evaluation, better, metrics
+from ldlib.evaluation.reliance import noise_reliance
 from ldlib.reproduction import schedule_shifting as shifting
 from ldlib.reproduction import strategic_cropping as cropping
 from ldlib.reproduction.recorder import Recorder
@@ -174,7 +175,7 @@ def test_noise_reliance_probes_a_model_with_its_lower_noise_as_trained_and_indep
     from ldlib.data.images import to_float
 
     run, data, text, index = smoke_run
-    out = shifting.noise_reliance(run.checkpoint, to_float(data.images).float(), text[index], ts=(0.3, 0.8))
+    out = noise_reliance(run.checkpoint, to_float(data.images).float(), text[index], ts=(0.3, 0.8))
     assert out.shape == (2, 2) and np.isfinite(out).all() and (out > 0).all()
     assert not np.allclose(out[:, 0], out[:, 1])  # only the lower layer's noise differs, and the output sees it
     rec = Recorder(None, "t")

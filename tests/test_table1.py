@@ -1,6 +1,7 @@
 """Table 1's machinery at toy scale: five models, equal images-seen budget, one evaluation protocol."""
 
 import math
+import re
 import shutil
 from dataclasses import replace
 
@@ -255,8 +256,11 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     assert cli.main(argv) == 0
     again = capsys.readouterr().out
     assert "evaluating:" not in again and again.count("stored: ") == first.count("evaluating: ") == 4
-    numbers = [[line for line in out.splitlines() if not line.startswith(("evaluating: ", "stored: ", "run asked"))]
-               for out in (first, again)]
+    # each run probed while its weights are here (``ldlib.evaluation.reliance``), so notebook 05 never trains it again
+    assert all(re.search(rf"^probed: smoke-{row}-\w+ \(the noise-free part", first, re.M)
+               for row in ("single32", "layered32"))
+    progress = ("evaluating: ", "stored: ", "run asked", "probed: ")
+    numbers = [[line for line in out.splitlines() if not line.startswith(progress)] for out in (first, again)]
     assert numbers[0] == numbers[1]  # read back, same numbers
     # a machine whose run cache is empty reads the records: nothing to train or score, the same read-out
     monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "fresh"))

@@ -2,9 +2,10 @@
 without training or sampling anything: Table 1's runs (``ldlib pretrain --plan``, :func:`plan_runs`) or every
 notebook's (``ldlib reproduce --plan``, :func:`notebooks_plan`: each training notebook's library call made on a
 :class:`PlanningStudy`, which notes runs and evaluations in a :class:`Ledger` instead of making them). Per run,
-the images it has seen and must see (none when the records answer every evaluation asked of it), its measured
-training speed and the evaluations stored and needed, then the time left at the speeds measured on this
-machine, and the time done at the same speeds.
+the images it has seen and must see (none when the records answer every evaluation and probe asked of it: a
+noise-free-part probe not recorded needs the weights, ``ldlib.evaluation.reliance``), its measured training speed
+and the evaluations stored and needed, then the time left at the speeds measured on this machine, and the time
+done at the same speeds.
 
 A ``default`` campaign runs for days on a 2-core CPU and resumes across interruptions; the runner's suite ETA
 needs an earlier run of every notebook, so a first campaign would otherwise go without one.
@@ -20,7 +21,7 @@ from typing import Sequence
 
 from ..config import UNetConfig, get_preset
 from ..data.datasets import data_spec
-from ..evaluation import Evaluation, Evaluator
+from ..evaluation import Evaluation, Evaluator, reliance
 from ..flops import count_flops
 from ..runtime.progress import duration
 from ..schedules import PAPER_SHIFTS
@@ -30,7 +31,7 @@ from ..training.train import SHARED_CPU
 from . import model_stacking, noise_scaling, schedule_shifting, strategic_cropping
 from .run_cache import recorded_run, run_dir_for
 from .study import Budget, Study, layered_request
-from .table1 import Protocols, evaluators, row_request, rows
+from .table1 import Protocols, evaluators, pairs, row_request, rows
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def reached_step(run_dir: Path) -> int:
 @dataclass
 class _Asked:
     """One run as a campaign asks for it (:class:`Ledger`): the most images any request trains it to, and every
-    evaluation asked of it, by its folder name: (images it generates, stored)."""
+    evaluation asked of it, by its folder name: (images it generates, stored), and whether a probe asked of it
+    (``ldlib.evaluation.reliance``) is not stored yet, which needs its weights."""
 
     group: str
     row: str
@@ -98,6 +100,7 @@ class _Asked:
     batch_size: int
     evaluations: dict[str, tuple[int, bool]] = field(default_factory=dict)
     also: list[str] = field(default_factory=list)  # the other groups asking for it
+    probe_missing: bool = False
 
     def describe(self) -> str:
         """Its label, and the other groups that ask for it ("bilinear noise", "also 03, 05 paper")."""
@@ -136,13 +139,21 @@ class Ledger:
         self._runs[_run_key(run.run_dir)].evaluations[protocol.folder(run).name] = (protocol.n_samples, stored)
         return stored
 
+    def probe(self, run: TrainResult, about: dict) -> bool:
+        """Note that the noise-free-part probe with inputs ``about`` reads ``run`` (noted with :meth:`run`);
+        whether it is stored already (else the run's weights are needed: trained again if only recorded)."""
+        stored = reliance.is_probed(run, about, seed=about["seed"])
+        self._runs[_run_key(run.run_dir)].probe_missing |= not stored
+        return stored
+
     def planned(self) -> list[PlannedRun]:
         """The runs in the order first asked, with their state in the run cache and the records."""
         out = []
         for a in self._runs.values():
             stored = [n for n, done in a.evaluations.values() if done]
             reached = reached_step(a.run_dir) * a.batch_size
-            if len(stored) == len(a.evaluations) and recorded_run(a.run_dir, a.target // a.batch_size) is not None:
+            if (len(stored) == len(a.evaluations) and not a.probe_missing
+                    and recorded_run(a.run_dir, a.target // a.batch_size) is not None):
                 reached = max(reached, a.target)  # the records answer all that is asked of it: nothing to train
             out.append(PlannedRun(a.group, a.row, a.model.resolutions[-1], a.seed_index, a.run_dir,
                                   count_flops(a.model), reached, a.target, measured_speed(a.run_dir), len(stored),
@@ -165,10 +176,13 @@ def plan_runs(preset: str, data: dict, budget: Budget, budgets: Sequence[int], s
 
 def ask_table1(ledger: Ledger, preset: str, data: dict, budget: Budget, budgets: Sequence[int], seeds: int,
                rules: Sequence[str], protocols: Protocols | None = None, only: Sequence[str] = (),
-               heldout_rule: str | None = None, group: str = "") -> None:
-    """Note in ``ledger`` what :func:`plan_runs` lists (each run under ``group`` + its rule)."""
+               heldout_rule: str | None = None, group: str = "", probe_seed: int | None = None) -> None:
+    """Note in ``ledger`` what :func:`plan_runs` lists (each run under ``group`` + its rule), and with
+    ``probe_seed`` the noise-free-part probe notebook 05 makes of its paired rows' runs at the largest budget
+    (``table1.noise_reliance``, with that seed)."""
     last = max(budgets)
     table = [r for r in rows(preset) if not only or r.name in only]
+    probed = {r.name for pair in pairs(table) for r in pair}
     for rule in rules:
         asked = [] if protocols is None else [(protocols.final if b == last else protocols.curve, b) for b in budgets]
         asked += [(protocols.heldout, last)] if protocols is not None and rule == (heldout_rule or rules[0]) else []
@@ -180,6 +194,10 @@ def ask_table1(ledger: Ledger, preset: str, data: dict, budget: Budget, budgets:
                 for protocol, images in asked:
                     ledger.evaluation(protocol, ledger.run(name, row.name, row.model, k, run_dir, images,
                                                            budget.batch_size))
+                if probe_seed is not None and row.name in probed:
+                    ledger.probe(ledger.run(name, row.name, row.model, k, run_dir, last, budget.batch_size),
+                                 reliance.probe_about(data, row.model.resolutions[-1], budget.text_encoder,
+                                                      seed=probe_seed))
 
 
 @dataclass
@@ -225,7 +243,11 @@ def _plan_shifts(study: PlanningStudy, p: dict) -> list[str]:
                      "planned as the paper's (another winner asks for other runs)")
         return PAPER_SHIFTS[2]
 
-    schedule_shifting.sweeps(study, p["sweep2_extra"], p["sweep3_extra"], pick=pick)
+    sweep2, _ = schedule_shifting.sweeps(study, p["sweep2_extra"], p["sweep3_extra"], pick=pick)
+    about = reliance.probe_about(study.spec, get_preset(p["preset"]).resolutions[1], p["text_encoder"], seed=p["seed"])
+    for _, runs, _ in sweep2:  # the notebook probes the 2-resolution sweep's runs
+        for run in runs:
+            study.ledger.probe(run, about)
     return notes
 
 
@@ -263,7 +285,7 @@ def notebooks_plan(jobs: Sequence[tuple[object, dict]]) -> tuple[list[PlannedRun
             data = data_spec(p["dataset"], seed=p["seed"], data_size=p["data_size"], root=p["data_root"])
             budget = Budget(p["budget_images"], p["batch_size"], p["lr"], p["seed"], p["text_encoder"])
             ask_table1(ledger, p["preset"], data, budget, [*p["curve_images"], p["budget_images"]], p["seeds"],
-                       p["rules"], evaluators(data, p), p["rows"], p["rules"][0], group=group)
+                       p["rules"], evaluators(data, p), p["rows"], p["rules"][0], group=group, probe_seed=p["seed"])
         elif spec.name in NOTEBOOK_PLANS:
             study = PlanningStudy.from_params(p, progress=False)
             study.ledger, study.group = ledger, group

@@ -174,7 +174,7 @@ def noise_free_curves(t: np.ndarray, ratios: Mapping[str, Mapping[int, np.ndarra
 
 def noise_reliance_curves(t: Sequence[float], reliance: Mapping[str, Sequence[np.ndarray]]):
     """The top layer's x-prediction MSE against t as trained (solid) and with the lower layers' noise drawn
-    independently (dashed), mean over training seeds, one colour per model (``schedule_shifting.noise_reliance``)."""
+    independently (dashed), mean over training seeds, one colour per model (``ldlib.evaluation.reliance.noise_reliance``)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for i, (name, runs) in enumerate(reliance.items()):
         mean = np.mean(np.stack(runs), axis=0)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..evaluation import Evaluation, across_seed_value
+from ..evaluation.reliance import PROBE_TS
 from ..forward import diffuse
 from ..noise import noise_pyramid, sinc_downsample
 from ..pyramid import downsample
@@ -218,9 +219,6 @@ def record_sweeps(rec: Recorder, sweep2, sweep3) -> str:
 
 # ------------------------------------------------------------------------------ the noise-free part
 
-#: t values at which :func:`noise_reliance` probes a trained model (mid to high noise, where sampling commits)
-PROBE_TS = (0.2, 0.4, 0.6, 0.8, 0.9)
-
 
 def noise_free_part(x0: torch.Tensor, eps0: torch.Tensor, t: float, schedule: LayeredSchedule) -> list[torch.Tensor]:
     """c_i = z_i - (sigma_i / sigma_top) S(z_top, i) for every lower layer i of eq. (3) with sinc noise.
@@ -255,49 +253,6 @@ def noise_free_ratio(x0: torch.Tensor, schedule: LayeredSchedule, ts: Sequence[f
     return out
 
 
-def probe_batch(spec: dict, resolution: int, text_encoder: str, n: int = 128, seed: int = 0):
-    """``n`` training images at ``resolution`` (floats in [-1, 1]) and their encoded captions, drawn with
-    ``seed``: the inputs :func:`noise_reliance` probes a model with (the distribution it was trained on)."""
-    from ..data.datasets import from_spec
-    from ..data.images import to_float
-    from ..data.text import make_encoder
-
-    data = from_spec(spec, resolution)
-    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
-    return to_float(data.images[idx]).float(), make_encoder(text_encoder).encode([data.captions[i] for i in idx.tolist()])
-
-
-@torch.no_grad()
-def noise_reliance(checkpoint, x0: torch.Tensor, text, ts: Sequence[float] = PROBE_TS, seed: int = 0) -> np.ndarray:
-    """How much a trained layered model relies on the lower layers' noise being S(eps0, i) of the top layer's:
-    per t, the top layer's x-prediction MSE with the inputs of eq. (3) as trained (column 0), and with the lower
-    layers' noise drawn from another eps0 (column 1: same images, t, alpha and sigma; only the noise-free part
-    :func:`noise_free_part` is destroyed; every layer's input keeps its distribution, only the layers' relation
-    changes). A model that reads the noise-free part fails without it; one that does not should lose little.
-    The network runs in float32 on its device. ``checkpoint``: a checkpoint folder, or a run (``TrainResult``),
-    whose weights are trained again first if only its record is here (``ldlib.runtime.records.weights``)."""
-    from ..runtime.records import weights
-    from ..training.checkpoint import load_model
-
-    model, configs = load_model(weights(checkpoint) if hasattr(checkpoint, "run_dir") else checkpoint)
-    model, dev = model.float(), next(model.parameters()).device
-    schedule = configs["diffusion"].schedule
-    g = torch.Generator().manual_seed(seed)
-    text, keep = text.to(dev, torch.float32), torch.ones(len(x0), dtype=torch.bool, device=dev)
-    out = np.zeros((len(ts), 2))
-    for k, t in enumerate(ts):
-        eps0, other = torch.randn(x0.shape, generator=g), torch.randn(x0.shape, generator=g)
-        z, targets, _ = diffuse(x0, eps0, t, schedule, "sinc")
-        alien = noise_pyramid(other, schedule.resolutions, "sinc")
-        levels = schedule.alpha_sigma(torch.tensor(float(t)))
-        swapped = [a * d + s * e for (a, s), d, e in zip(levels[:-1], targets, alien)] + [z[-1]]
-        tt = torch.full((len(x0),), float(t), device=dev)
-        for j, inputs in enumerate((z, swapped)):
-            pred = model([v.to(dev) for v in inputs], tt, text.tokens, text.mask, text.pooled, keep)
-            out[k, j] = float(((pred[-1].float().cpu() - targets[-1]) ** 2).mean())
-    return out
-
-
 def record_noise_free(rec: Recorder, ts: Sequence[float], ratios: Mapping[str, Mapping[int, np.ndarray]]) -> str:
     """The noise-free part of each lower layer's input (:func:`noise_free_ratio`) per schedule at the t of
     ``ts`` nearest 0.5, recorded, and which schedule leaves the least of it."""
@@ -316,7 +271,7 @@ def record_noise_free(rec: Recorder, ts: Sequence[float], ratios: Mapping[str, M
 
 def reliance_ratios(reliance: Sequence[np.ndarray]) -> list[float]:
     """Per training seed, the top layer's MSE with independent lower noise over its MSE as trained (both summed
-    over the probed t): how much the model leans on the noise-free part (:func:`noise_reliance`)."""
+    over the probed t): how much the model leans on the noise-free part (``ldlib.evaluation.reliance.noise_reliance``)."""
     return [float(r[:, 1].sum() / r[:, 0].sum()) for r in reliance]
 
 

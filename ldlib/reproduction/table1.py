@@ -18,10 +18,11 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from ..config import DiffusionConfig, TrainConfig, UNetConfig, model_config
-from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference
+from ..evaluation import Evaluation, Evaluator, Judge, across_seed_value, metric_value, paired_difference, reliance
 from ..flops import count_flops, table1_models
 from ..schedules import paper_shift
 from ..training import SHARED_CPU, TrainResult
+from ..training.checkpoint import checkpoint_at
 from . import paper_numbers as paper
 from . import schedule_shifting
 from .recorder import ANALYTIC, Recorder, fmt, fmt_ci, seed_interval
@@ -183,13 +184,15 @@ def score_rows(table: list[Row], protocols: Protocols, heldout: bool = False,
 
 def train_and_score_rows(preset: str, data: dict, budget: Budget, budgets: Sequence[int], seeds: int, rule: str,
                          protocols: Protocols, heldout: bool = False, progress: bool = True,
-                         only: tuple[str, ...] = (), announce: Callable[[str], None] | None = None
+                         only: tuple[str, ...] = (), announce: Callable[[str], None] | None = None,
+                         after: Callable[[list[Row]], None] | None = None
                          ) -> tuple[list[Row], dict[str, list[Evaluation]]]:
     """:func:`train_rows` then :func:`score_rows`, but each row's seed scored as soon as it is trained, before the
     next one trains: a campaign writes each run's evaluations as records (``ldlib.runtime.records``) while it
     goes, so a machine lost in the middle costs only the run in training, never a trained run left unscored.
     The same runs trained in the same order as :func:`train_rows`, and the same evaluations; ``announce`` gets
-    each evaluation as it starts, then every one again (``stored:``) as the whole table is read back."""
+    each evaluation as it starts, then every one again (``stored:``) as the whole table is read back; ``after``
+    each row's seed once it is scored (a table of that row, seeds up to it: :func:`probe_held`, say)."""
     names = only or tuple(r.name for r in rows(preset))
 
     def starting(line: str) -> None:  # while training: only what is sampled now (earlier seeds are read back)
@@ -200,6 +203,8 @@ def train_and_score_rows(preset: str, data: dict, budget: Budget, budgets: Seque
         for name in names:
             part = train_rows(preset, data, budget, budgets, k + 1, rule, progress, only=(name,))
             score_rows(part, protocols, heldout, starting)
+            if after is not None:
+                after(part)
     table = train_rows(preset, data, budget, budgets, seeds, rule, progress, only)
     return table, score_rows(table, protocols, heldout, announce)
 
@@ -456,7 +461,7 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
 
 
 class Reliance(NamedTuple):
-    """One layered row's noise-free-part probe (``schedule_shifting.noise_reliance``), one array per training seed
+    """One layered row's noise-free-part probe (``ldlib.evaluation.reliance``), one array per training seed
     at the largest budget: ``layered`` (t x [as trained, lower levels' noise drawn from another eps0]) and ``single``, the
     single row at its resolution and schedule rule, which has no lower level to read (both columns equal)."""
 
@@ -474,21 +479,40 @@ def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128
     out = {}
     for layered, single in pairs(table):
         last = max(layered.runs)
-        batch = schedule_shifting.probe_batch(spec, layered.model.resolutions[-1], text_encoder, n=n, seed=seed)
+        batch = reliance.probe_batch(spec, layered.model.resolutions[-1], text_encoder, n=n, seed=seed)
         out[layered.name] = Reliance(
-            single.name, last, *([schedule_shifting.noise_reliance(run, *batch, seed=seed) for run in row.runs[last]]
+            single.name, last, *([reliance.noise_reliance(run, *batch, seed=seed) for run in row.runs[last]]
                                  for row in (layered, single)))
     return out
 
 
-def record_noise_reliance(rec: Recorder, reliance: Mapping[str, Reliance], rule: str = "paper") -> str:
+def probe_held(table: list[Row], preset: str, spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> list[str]:
+    """Probe now, and store (``ldlib.evaluation.reliance``), every run at the largest budget of ``table`` that
+    :func:`noise_reliance` reads for ``preset`` and whose weights this machine holds: a campaign calls it while it
+    holds them, so that notebook 05 reads every probe back instead of training a run known only from its records
+    again. The same probe inputs as the notebook's (the same ``n`` and ``seed``). Returns the runs probed."""
+    probed = {r.name for pair in pairs(rows(preset)) for r in pair}
+    done = []
+    for row in table:
+        if row.name not in probed or not row.runs:
+            continue
+        last = max(row.runs)
+        held = [run for run in row.runs[last] if checkpoint_at(run.run_dir, run.step) is not None]
+        batch = reliance.probe_batch(spec, row.model.resolutions[-1], text_encoder, n=n, seed=seed) if held else None
+        for run in held:
+            reliance.noise_reliance(run, *batch, seed=seed)
+            done.append(run.run_dir.name)
+    return done
+
+
+def record_noise_reliance(rec: Recorder, probes: Mapping[str, Reliance], rule: str = "paper") -> str:
     """Per layered row: its top level's error as trained over the single row's, and its own error with the lower
     levels' noise drawn independently over as trained (each summed over the probed t), mean and 95% t-interval across
     seeds, recorded; no claim of the paper's."""
     tag, lines = rule_tag(rule), []
-    for name, r in reliance.items():
+    for name, r in probes.items():
         seeds = f"{len(r.layered)} training seed{'s' if len(r.layered) > 1 else ''} at {r.images:,} images"
-        note = f"top level x0 MSE summed over t in {list(schedule_shifting.PROBE_TS)}; {seeds}; no claim of the paper's"
+        note = f"top level x0 MSE summed over t in {list(reliance.PROBE_TS)}; {seeds}; no claim of the paper's"
         vs, vs_ci = seed_interval([float(a[:, 0].sum() / b[:, 0].sum()) for a, b in zip(r.layered, r.single)])
         own, own_ci = seed_interval(schedule_shifting.reliance_ratios(r.layered))
         rec.metric(f"top-level error as trained, {name} / {r.single_name}{tag}", vs, ci=vs_ci, note=note)
