@@ -118,11 +118,10 @@ def test_reliance_by_rule_draws_a_panel_per_rule_with_each_rows_seed_means():
     from ldlib.reproduction.table1 import Reliance
 
     layered = [np.array([[1.0, 4.0], [1.0, 2.0]]), np.array([[3.0, 6.0], [3.0, 4.0]])]
-    single = [np.array([[2.0, 2.0], [5.0, 5.0]]), np.array([[4.0, 4.0], [5.0, 5.0]])]
-    rows = {"layered32": Reliance("single32", 100, layered, single)}
+    rows = {"layered32": Reliance("single32", 100, layered, [0.25, 0.75])}
     fig = plots.reliance_by_rule((0.3, 0.8), {"paper": rows, "none": rows})
     assert [ax.get_title() for ax in fig.axes] == ["schedule rule: paper", "schedule rule: none"]
     lines = {line.get_label(): line.get_ydata().tolist() for line in fig.axes[0].get_lines()}
-    assert lines == {"layered32: as trained": [2.0, 2.0], "layered32: lower noise independent": [5.0, 3.0],
-                     "single32 (no lower level)": [3.0, 5.0]}
+    assert lines == {"layered32: as trained (training loss 0.50x single32's)": [2.0, 2.0],
+                     "layered32: lower noise independent": [5.0, 3.0]}
     assert "mean of 2 seeds" in fig._suptitle.get_text()

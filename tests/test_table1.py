@@ -4,6 +4,7 @@ import math
 import re
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,9 +257,10 @@ def test_pretrain_evaluates_with_the_notebooks_protocol(tmp_path, monkeypatch, c
     assert cli.main(argv) == 0
     again = capsys.readouterr().out
     assert "evaluating:" not in again and again.count("stored: ") == first.count("evaluating: ") == 4
-    # each run probed while its weights are here (``ldlib.evaluation.reliance``), so notebook 05 never trains it again
-    assert all(re.search(rf"^probed: smoke-{row}-\w+ \(the noise-free part", first, re.M)
-               for row in ("single32", "layered32"))
+    # each layered run probed while its weights are here (``ldlib.evaluation.reliance``): notebook 05 never trains it
+    # again; a single row has no lower level to read
+    assert re.search(r"^probed: smoke-layered32-\w+ \(the noise-free part", first, re.M)
+    assert "probed: smoke-single" not in first
     progress = ("evaluating: ", "stored: ", "run asked", "probed: ")
     numbers = [[line for line in out.splitlines() if not line.startswith(progress)] for out in (first, again)]
     assert numbers[0] == numbers[1]  # read back, same numbers
@@ -314,19 +316,28 @@ def test_ordering_text_groups_budgets_by_the_side_their_interval_puts_ahead(monk
 
 
 def test_noise_reliance_is_recorded_per_layered_row_against_its_single_row():
-    # two seeds; rows: t x [as trained, lower noise independent]; the single row has no lower level (columns equal)
+    # two seeds; rows: t x [as trained, lower noise independent]; the single row enters by its training loss only
     layered = [np.array([[1.0, 4.0], [1.0, 2.0]]), np.array([[2.0, 4.0], [2.0, 6.0]])]
-    single = [np.array([[2.0, 2.0], [2.0, 2.0]]), np.array([[2.0, 2.0], [2.0, 2.0]])]
-    found = {"layered32": table1.Reliance("single32", 102400, layered, single)}
+    found = {"layered32": table1.Reliance("single32", 102400, layered, [0.5, 1.0])}
     rec = Recorder(None, "t")
     text = table1.record_noise_reliance(rec, found, "none")
     vs, own = rec.metrics
-    assert vs.key == "top-level error as trained, layered32 / single32 (shifts: none)"
+    assert vs.key == "top-level training loss, layered32 / single32 (shifts: none)"
     assert vs.value == pytest.approx((0.5 + 1.0) / 2) and vs.ci[0] < 0.5 and vs.ci[1] > 1.0
     assert own.key == "top-level error, lower noise independent / as trained, layered32 (shifts: none)"
     assert own.value == pytest.approx((3.0 + 2.5) / 2) and "2 training seeds at 102,400 images" in own.note
-    assert text.startswith("layered32 (shifts: none): top-level error as trained 0.75x single32's [")
-    assert "2.75x its own [" in text
+    assert text.startswith("layered32 (shifts: none): top-level training loss 0.75x single32's [")
+    assert "top-level error 2.75x as trained [" in text
+
+
+def test_the_top_level_loss_is_the_last_eighth_of_the_top_levels_training_loss():
+    from ldlib.training import TrainResult
+
+    run = TrainResult(Path("r"), 16, level_losses=[[9.0, float(k)] for k in range(16)])
+    assert table1.top_level_loss(run) == pytest.approx((14 + 15) / 2)  # steps 14 and 15, the top level only
+    assert table1.top_level_loss(TrainResult(Path("r"), 1, level_losses=[[1.0, 2.0]])) == 2.0
+    with pytest.raises(ValueError, match="no recorded losses"):
+        table1.top_level_loss(TrainResult(Path("r"), 0))
 
 
 def test_seed_interval_is_students_t_across_seeds_and_none_for_one_seed():

@@ -178,11 +178,11 @@ def ask_table1(ledger: Ledger, preset: str, data: dict, budget: Budget, budgets:
                rules: Sequence[str], protocols: Protocols | None = None, only: Sequence[str] = (),
                heldout_rule: str | None = None, group: str = "", probe_seed: int | None = None) -> None:
     """Note in ``ledger`` what :func:`plan_runs` lists (each run under ``group`` + its rule), and with
-    ``probe_seed`` the noise-free-part probe notebook 05 makes of its paired rows' runs at the largest budget
+    ``probe_seed`` the noise-free-part probe notebook 05 makes of its paired layered rows' runs at the largest budget
     (``table1.noise_reliance``, with that seed)."""
     last = max(budgets)
     table = [r for r in rows(preset) if not only or r.name in only]
-    probed = {r.name for pair in pairs(table) for r in pair}
+    probed = {layered.name for layered, _ in pairs(table)}
     for rule in rules:
         asked = [] if protocols is None else [(protocols.final if b == last else protocols.curve, b) for b in budgets]
         asked += [(protocols.heldout, last)] if protocols is not None and rule == (heldout_rule or rules[0]) else []

@@ -174,7 +174,8 @@ def noise_free_curves(t: np.ndarray, ratios: Mapping[str, Mapping[int, np.ndarra
 
 def noise_reliance_curves(t: Sequence[float], reliance: Mapping[str, Sequence[np.ndarray]]):
     """The top layer's x-prediction MSE against t as trained (solid) and with the lower layers' noise drawn
-    independently (dashed), mean over training seeds, one colour per model (``ldlib.evaluation.reliance.noise_reliance``)."""
+    independently (dashed), mean over training seeds, one colour per model
+    (``ldlib.evaluation.reliance.noise_reliance``)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for i, (name, runs) in enumerate(reliance.items()):
         mean = np.mean(np.stack(runs), axis=0)
@@ -192,14 +193,15 @@ def noise_reliance_curves(t: Sequence[float], reliance: Mapping[str, Sequence[np
 def reliance_by_rule(t: Sequence[float], reliance: Mapping[str, Mapping[str, object]]):
     """Table 1's noise-free-part probe (``table1.noise_reliance``), one panel per schedule rule: per layered row
     (one colour) the top level's x-prediction MSE as trained (solid) and with the lower levels' noise drawn
-    independently (dashed), and the single row at its resolution and rule (dotted), mean over training seeds."""
+    independently (dashed), mean over training seeds; the legend gives its top-level training loss over the single
+    row's (``table1.top_level_loss``)."""
     fig, axes = plt.subplots(1, len(reliance), figsize=(4.2 * len(reliance), 3.6), sharey=True, squeeze=False)
     for ax, (rule, rows) in zip(axes[0], reliance.items()):
         for i, (name, r) in enumerate(rows.items()):
-            layered, single = np.mean(np.stack(r.layered), axis=0), np.mean(np.stack(r.single), axis=0)
-            ax.plot(t, layered[:, 0], "-o", ms=3, color=f"C{i}", label=f"{name}: as trained")
+            layered = np.mean(np.stack(r.layered), axis=0)
+            ratio = f"training loss {np.mean(r.loss_ratio):.2f}x {r.single_name}'s"
+            ax.plot(t, layered[:, 0], "-o", ms=3, color=f"C{i}", label=f"{name}: as trained ({ratio})")
             ax.plot(t, layered[:, 1], "--s", ms=3, color=f"C{i}", label=f"{name}: lower noise independent")
-            ax.plot(t, single[:, 0], ":^", ms=3, color=f"C{i}", alpha=0.7, label=f"{r.single_name} (no lower level)")
         ax.set_yscale("log")
         ax.set_xlabel("t")
         ax.set_title(f"schedule rule: {rule}", fontsize=10)

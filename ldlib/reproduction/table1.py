@@ -461,37 +461,52 @@ def record_heldout(rec: Recorder, table: list[Row], heldout: Evaluator, rule: st
 
 
 class Reliance(NamedTuple):
-    """One layered row's noise-free-part probe (``ldlib.evaluation.reliance``), one array per training seed
-    at the largest budget: ``layered`` (t x [as trained, lower levels' noise drawn from another eps0]) and ``single``, the
-    single row at its resolution and schedule rule, which has no lower level to read (both columns equal)."""
+    """One layered row's noise-free-part probe (``ldlib.evaluation.reliance``) at the largest budget, per training
+    seed: ``layered``, its probe (t x [as trained, lower levels' noise drawn from another eps0]); ``loss_ratio``, its
+    top level's training loss over the single row's (:func:`top_level_loss`; same resolution, rule and seed index),
+    how much easier the top level's task was as trained."""
 
     single_name: str
     images: int
     layered: list[np.ndarray]
-    single: list[np.ndarray]
+    loss_ratio: list[float]
+
+
+def top_level_loss(run: TrainResult) -> float:
+    """The top level's training loss (``level_losses``) averaged over the last eighth of the run's steps: its task
+    as trained, over the t the trainer draws and with its loss weighting, from the run's history alone (a record
+    answers it; no weights needed)."""
+    top = [levels[-1] for levels in run.level_losses[: run.step]]
+    if not top:
+        raise ValueError(f"{run.run_dir} has no recorded losses")
+    return float(np.mean(top[-max(1, len(top) // 8):]))
 
 
 def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> dict[str, Reliance]:
     """Every layered row of ``table`` with a single row at its resolution, each seed's run at the largest budget
     probed on ``n`` training images: eq. (3) shares one sinc noise across levels, so each lower level with the top
     holds a noise-free multiple of the low-resolution image unless SNR_i = (res_top / res_i)^2 SNR_top
-    (``schedule_shifting.noise_free_part``); the probe shows whether a trained model reads it."""
+    (``schedule_shifting.noise_free_part``); the probe shows whether a trained model reads it, and the training
+    losses how much easier it made the top level's task than the single row's. Only layered runs are probed (a
+    single row has no lower level to read), so a run known only from its records is trained again for a probe
+    never recorded, never for its single row."""
     out = {}
     for layered, single in pairs(table):
         last = max(layered.runs)
         batch = reliance.probe_batch(spec, layered.model.resolutions[-1], text_encoder, n=n, seed=seed)
-        out[layered.name] = Reliance(
-            single.name, last, *([reliance.noise_reliance(run, *batch, seed=seed) for run in row.runs[last]]
-                                 for row in (layered, single)))
+        probes = [reliance.noise_reliance(run, *batch, seed=seed) for run in layered.runs[last]]
+        ratios = [top_level_loss(a) / top_level_loss(b) for a, b in zip(layered.runs[last], single.runs[last])]
+        out[layered.name] = Reliance(single.name, last, probes, ratios)
     return out
 
 
 def probe_held(table: list[Row], preset: str, spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> list[str]:
     """Probe now, and store (``ldlib.evaluation.reliance``), every run at the largest budget of ``table`` that
-    :func:`noise_reliance` reads for ``preset`` and whose weights this machine holds: a campaign calls it while it
-    holds them, so that notebook 05 reads every probe back instead of training a run known only from its records
-    again. The same probe inputs as the notebook's (the same ``n`` and ``seed``). Returns the runs probed."""
-    probed = {r.name for pair in pairs(rows(preset)) for r in pair}
+    :func:`noise_reliance` probes for ``preset`` (its paired layered rows) and whose weights this machine holds: a
+    campaign calls it while it holds them, so that notebook 05 reads every probe back instead of training a run known
+    only from its records again. The same probe inputs as the notebook's (the same ``n`` and ``seed``). Returns the
+    runs probed."""
+    probed = {layered.name for layered, _ in pairs(rows(preset))}
     done = []
     for row in table:
         if row.name not in probed or not row.runs:
@@ -506,19 +521,21 @@ def probe_held(table: list[Row], preset: str, spec: dict, text_encoder: str, n: 
 
 
 def record_noise_reliance(rec: Recorder, probes: Mapping[str, Reliance], rule: str = "paper") -> str:
-    """Per layered row: its top level's error as trained over the single row's, and its own error with the lower
-    levels' noise drawn independently over as trained (each summed over the probed t), mean and 95% t-interval across
-    seeds, recorded; no claim of the paper's."""
+    """Per layered row: its top level's training loss over the single row's (:func:`top_level_loss`), and its top
+    level's error with the lower levels' noise drawn independently over as trained (summed over the probed t), mean
+    and 95% t-interval across seeds, recorded; no claim of the paper's."""
     tag, lines = rule_tag(rule), []
     for name, r in probes.items():
         seeds = f"{len(r.layered)} training seed{'s' if len(r.layered) > 1 else ''} at {r.images:,} images"
-        note = f"top level x0 MSE summed over t in {list(reliance.PROBE_TS)}; {seeds}; no claim of the paper's"
-        vs, vs_ci = seed_interval([float(a[:, 0].sum() / b[:, 0].sum()) for a, b in zip(r.layered, r.single)])
+        vs, vs_ci = seed_interval(r.loss_ratio)
         own, own_ci = seed_interval(schedule_shifting.reliance_ratios(r.layered))
-        rec.metric(f"top-level error as trained, {name} / {r.single_name}{tag}", vs, ci=vs_ci, note=note)
-        rec.metric(f"top-level error, lower noise independent / as trained, {name}{tag}", own, ci=own_ci, note=note)
-        lines.append(f"{name}{tag}: top-level error as trained {fmt(vs, 3)}x {r.single_name}'s"
-                     f"{' ' + fmt_ci(vs_ci) if vs_ci else ''}, and {fmt(own, 3)}x its own"
+        rec.metric(f"top-level training loss, {name} / {r.single_name}{tag}", vs, ci=vs_ci,
+                   note=f"last eighth of training's steps; paired by seed index; {seeds}; no claim of the paper's")
+        rec.metric(f"top-level error, lower noise independent / as trained, {name}{tag}", own, ci=own_ci,
+                   note=f"top level x0 MSE summed over t in {list(reliance.PROBE_TS)}; {seeds}; "
+                        "no claim of the paper's")
+        lines.append(f"{name}{tag}: top-level training loss {fmt(vs, 3)}x {r.single_name}'s"
+                     f"{' ' + fmt_ci(vs_ci) if vs_ci else ''}, and top-level error {fmt(own, 3)}x as trained"
                      f"{' ' + fmt_ci(own_ci) if own_ci else ''} with the lower levels' noise drawn independently")
     return "; ".join(lines)
 
