@@ -473,9 +473,9 @@ class Reliance(NamedTuple):
 
 
 def top_level_loss(run: TrainResult) -> float:
-    """The top level's training loss (``level_losses``) averaged over the last eighth of the run's steps: its task
-    as trained, over the t the trainer draws and with its loss weighting, from the run's history alone (a record
-    answers it; no weights needed)."""
+    """The top level's training loss (``level_losses``: its x0 mean squared error before w_i, times w_t only under
+    ``min_snr`` time weighting) averaged over the last eighth of the run's steps: its task as trained, over the t the
+    trainer draws, from the run's history alone (a record answers it; no weights needed)."""
     top = [levels[-1] for levels in run.level_losses[: run.step]]
     if not top:
         raise ValueError(f"{run.run_dir} has no recorded losses")
