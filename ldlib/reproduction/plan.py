@@ -31,7 +31,7 @@ from ..training.train import SHARED_CPU
 from . import model_stacking, noise_scaling, schedule_shifting, strategic_cropping
 from .run_cache import recorded_run, run_dir_for
 from .study import Budget, Study, layered_request
-from .table1 import Protocols, evaluators, pairs, row_request, rows
+from .table1 import Protocols, evaluators, probed_rows, row_request, rows
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def ask_table1(ledger: Ledger, preset: str, data: dict, budget: Budget, budgets:
     (``table1.noise_reliance``, with that seed)."""
     last = max(budgets)
     table = [r for r in rows(preset) if not only or r.name in only]
-    probed = {layered.name for layered, _ in pairs(table)}
+    probed = probed_rows(table)
     for rule in rules:
         asked = [] if protocols is None else [(protocols.final if b == last else protocols.curve, b) for b in budgets]
         asked += [(protocols.heldout, last)] if protocols is not None and rule == (heldout_rule or rules[0]) else []

@@ -482,6 +482,11 @@ def top_level_loss(run: TrainResult) -> float:
     return float(np.mean(top[-max(1, len(top) // 8):]))
 
 
+def probed_rows(table: list[Row]) -> set[str]:
+    """The rows :func:`noise_reliance` probes: the layered ones with a single row at their resolution."""
+    return {layered.name for layered, _ in pairs(table)}
+
+
 def noise_reliance(table: list[Row], spec: dict, text_encoder: str, n: int = 128, seed: int = 0) -> dict[str, Reliance]:
     """Every layered row of ``table`` with a single row at its resolution, each seed's run at the largest budget
     probed on ``n`` training images: eq. (3) shares one sinc noise across levels, so each lower level with the top
@@ -505,14 +510,15 @@ def probe_held(table: list[Row], preset: str, spec: dict, text_encoder: str, n: 
     :func:`noise_reliance` probes for ``preset`` (its paired layered rows) and whose weights this machine holds: a
     campaign calls it while it holds them, so that notebook 05 reads every probe back instead of training a run known
     only from its records again. The same probe inputs as the notebook's (the same ``n`` and ``seed``). Returns the
-    runs probed."""
-    probed = {layered.name for layered, _ in pairs(rows(preset))}
-    done = []
+    runs probed now (a run whose probe is stored already is skipped)."""
+    probed, done = probed_rows(rows(preset)), []
     for row in table:
         if row.name not in probed or not row.runs:
             continue
         last = max(row.runs)
-        held = [run for run in row.runs[last] if checkpoint_at(run.run_dir, run.step) is not None]
+        about = reliance.probe_about(spec, row.model.resolutions[-1], text_encoder, n, seed)
+        held = [run for run in row.runs[last]  # weights here, probe not stored yet: load the images only for these
+                if checkpoint_at(run.run_dir, run.step) is not None and not reliance.is_probed(run, about, seed=seed)]
         batch = reliance.probe_batch(spec, row.model.resolutions[-1], text_encoder, n=n, seed=seed) if held else None
         for run in held:
             reliance.noise_reliance(run, *batch, seed=seed)
