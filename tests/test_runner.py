@@ -2,6 +2,7 @@
 
 import ast
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -159,6 +160,31 @@ def test_progress_lines_and_etas(tmp_path, monkeypatch):
     line = Watcher("nb", path, expected_s=600.0, after_s=1200.0, log=print).line()
     assert line.startswith("[nb] 0 s in: training run-b: step 4/4 (100%)") and "suite ETA 30 min" in line
     assert "suite ETA unknown" in Watcher("nb", tmp_path / "none", None, 0.0, log=print).line()
+
+
+def test_a_task_that_runs_again_gets_the_eta_of_its_own_pass(tmp_path):
+    """Inception features run once per evaluation under one name: the second pass's ETA is its own pace (16
+    batches in 2 minutes), not that of both passes and the sampling between them (found in the default campaign:
+    'batch 6/16, ETA 1 h 4 min' two minutes before the pass ended)."""
+    from ldlib.reproduction.runner import Watcher, pass_eta, recent_updates
+
+    now = time.time()
+    def up(t, task, name, done, total=16):
+        return {"time": now - 3600 + t, "task": task, "name": name, "done": done, "total": total, "eta_s": None}
+    first = [up(5 * k, "features", "InceptionFeatures", k) for k in range(1, 17)]  # 80 s
+    between = [up(100 + 30 * k, "sampling", "run-a", k, 32) for k in range(1, 33)]  # 16 min
+    second = [up(1200 + 7.5 * k, "features", "InceptionFeatures", k) for k in range(1, 7)]  # 7.5 s per batch
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(u) + "\n" for u in first + between + second))
+    updates = recent_updates(path)
+    assert updates[-1]["done"] == 6 and pass_eta(updates) == pytest.approx(10 * 7.5)
+    assert pass_eta(updates[:-6]) == 0.0  # the sampling pass had finished
+    assert pass_eta(first[:1]) is None and pass_eta([]) is None  # one point gives no pace
+    assert pass_eta(first + second[:1]) is None  # a new pass's first update: no pace yet, not the old pass's
+    assert "batch 6/16 (38%), ETA 75 s" in Watcher("nb", path, None, None, log=print).line()
+    path.write_text('{"time": 1, "task": "features"' + "\n" + "".join(json.dumps(u) + "\n" for u in second))
+    assert len(recent_updates(path)) == 6  # a half-written line is skipped
+    assert recent_updates(tmp_path / "none") == []
 
 
 def test_the_eta_remembers_the_longest_run_with_the_same_parameters(tmp_path):
