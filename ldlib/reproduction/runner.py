@@ -236,9 +236,8 @@ def pass_eta(updates: Sequence[Mapping]) -> float | None:
 class Watcher(threading.Thread):
     """While a notebook runs, print what it is doing every ``every`` seconds: the newest line of its progress
     file (``ldlib.runtime.progress``: which model is training or being evaluated, how far, and the ETA of that
-    pass: :func:`pass_eta`) and the suite's
-    ETA from ``expected_s`` and ``after_s`` (this notebook's expected seconds and those of the notebooks after
-    it, from their last runs; None if unknown)."""
+    pass: :func:`pass_eta`) and the suite's ETA from ``expected_s`` and ``after_s`` (this notebook's expected
+    seconds and those of the notebooks after it, from their last runs; None if unknown)."""
 
     def __init__(self, name: str, path: Path, expected_s: float | None, after_s: float | None,
                  log: Callable[[str], None], every: float | None = None):
