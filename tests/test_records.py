@@ -114,6 +114,30 @@ def test_a_recorded_run_is_evaluated_on_an_empty_cache_without_training_or_sampl
     assert not isinstance(trained_model(*request[:3], other, request[4], progress=False), RecordedRun)
 
 
+def test_a_run_asked_for_under_another_name_finds_its_records(tmp_path, monkeypatch):
+    """The same run (same hash) requested under another label, on an empty cache, is read back from the records
+    kept under its first name, evaluation included: not trained or sampled again (notebook 02's sweep asks for
+    Table 1's runs as its paper and unshifted points)."""
+    import ldlib.evaluation.evaluator as ev_mod
+
+    monkeypatch.setenv(records.RECORDS_ENV, str(tmp_path / "records"))
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "first"))
+    mcfg = model_config("smoke", 2)
+    request = (mcfg, DiffusionConfig.paper(mcfg.resolutions), TrainConfig(steps=2, batch_size=4, text_encoder="hash"),
+               data_spec("shapes", data_size=32))
+    evaluator = Evaluator(request[-1], n_samples=4, steps=2, guidance=2.0, text_encoder="hash", n_reference=8,
+                          judge_steps=0, n_boot=4, progress=False)
+    ev = evaluator(trained_model("table1", *request, progress=False))
+
+    monkeypatch.setenv("LDLIB_CACHE", str(tmp_path / "second"))
+    monkeypatch.setattr(ev_mod, "evaluate_model", lambda *a, **k: pytest.fail("sampled again instead of read back"))
+    again = trained_model("sweep-point", *request, progress=False)
+    assert isinstance(again, RecordedRun) and again.run_dir.name.startswith("table1-")
+    assert evaluator(again).scores == ev.scores
+    fresh = trained_model("sweep-point", *request[:2], replace(request[2], seed=1), request[3], progress=False)
+    assert fresh.run_dir.name.startswith("sweep-point-")  # another run keeps the name it was asked for
+
+
 @pytest.mark.parametrize("first, then", [("0", "1"), ("1", "0")])
 def test_a_run_keeps_one_precision_across_machines(tmp_path, monkeypatch, first, then):
     """"auto" in a run's key resolves by machine: a run trained in one precision (forced here by LDLIB_CPU_BF16,

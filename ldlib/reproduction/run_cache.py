@@ -64,8 +64,9 @@ def key_digest(key: dict) -> str:
 def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, training: TrainConfig, data: dict,
                 init_from: Path | None = None) -> Path:
     """The run's folder, ``<name>-<hash>``. The hash alone identifies a run: a folder with the same hash under
-    another name (another notebook asked for the same model first) is the same run and is reused. ``init_from``
-    is the checkpoint a stacked model starts from."""
+    another name (another notebook asked for the same model first) is the same run and is reused, in the cache or
+    else in the records, whose folders mirror the cache's by name (so a run, its evaluations and its probe are
+    read back whichever notebook asks). ``init_from`` is the checkpoint a stacked model starts from."""
     train = {k: v for k, v in to_dict(training).items() if k not in TRAJECTORY_FREE}
     key = {"model": to_dict(model), "diffusion": to_dict(diffusion), "train": train, "data": data,
            "code": code_fingerprint(TRAINING_CODE)}
@@ -75,7 +76,11 @@ def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, traini
     digest = key_digest(key)
     root = cache_root() / "runs"
     existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
-    return existing[0] if existing else root / f"{name}-{digest}"
+    if existing:
+        return existing[0]
+    recorded = records.records_root() / "runs"
+    kept = sorted(recorded.glob(f"*-{digest}")) if recorded.exists() else []
+    return root / (kept[0].name if kept else f"{name}-{digest}")
 
 
 @dataclass
