@@ -75,12 +75,11 @@ def run_dir_for(name: str, model: UNetConfig, diffusion: DiffusionConfig, traini
         key["init_from"] = f"{init_from.parent.name}/{init_from.name}"
     digest = key_digest(key)
     root = cache_root() / "runs"
-    existing = sorted(root.glob(f"*-{digest}")) if root.exists() else []
-    if existing:
-        return existing[0]
-    recorded = records.records_root() / "runs"
-    kept = sorted(recorded.glob(f"*-{digest}")) if recorded.exists() else []
-    return root / (kept[0].name if kept else f"{name}-{digest}")
+    for folder in (root, records.records_root() / "runs"):
+        named = sorted(folder.glob(f"*-{digest}")) if folder.exists() else []
+        if named:
+            return root / named[0].name
+    return root / f"{name}-{digest}"
 
 
 @dataclass
