@@ -221,3 +221,14 @@ def test_a_probe_is_stored_recorded_and_read_back_without_the_weights(tmp_path, 
     assert table1.probe_held([row], "smoke", request[-1], "hash", n=4, seed=1) == [run.run_dir.name]
     assert reliance.is_probed(run, other, seed=1)
     assert records.has(reliance.probe_folder(run, other, seed=1), "reliance.json")
+
+
+def test_the_committed_records_keep_each_run_in_one_folder():
+    """A run (its hash) has one records folder: a lookup by hash (``run_cache.run_dir_for``) takes one folder,
+    so a second one under another label would hide the evaluations and probes recorded under the first."""
+    runs = records.records_root() / "runs"
+    by_hash: dict[str, list[str]] = {}
+    for folder in runs.iterdir() if runs.exists() else ():
+        by_hash.setdefault(folder.name.rsplit("-", 1)[-1], []).append(folder.name)
+    shared = {h: names for h, names in by_hash.items() if len(names) > 1}
+    assert not shared, f"runs recorded under several names (keep the folder with its evaluations): {shared}"
